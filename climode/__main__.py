@@ -1,0 +1,5 @@
+import sys
+
+from climode.cli.main import main
+
+sys.exit(main())

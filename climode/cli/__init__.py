@@ -1,0 +1,1 @@
+"""The ``climode`` command line: one module per subcommand, each a thin layer over the API."""
