@@ -1,0 +1,47 @@
+"""Conv-Encoder E, the z0 head, and the ODE-ConvGRU encoder loop (paper Eq. 1)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class ConvEncoder(nn.Module):
+    """Conv-Encoder E: X_t [N, C, H, W] -> E(X_t) [N, c', H/2^n, W/2^n].
+
+    Conv3x3 + BatchNorm + ReLU, then ``n_downs`` times Conv4x4 stride 2 + BatchNorm
+    + ReLU, doubling the channels each time.  Only observed frames are passed in,
+    so masked frames never reach the BatchNorm statistics.
+    """
+
+    def __init__(self, in_channels: int, init_dim: int, n_downs: int):
+        super().__init__()
+        layers: list[nn.Module] = [
+            nn.Conv2d(in_channels, init_dim, 3, padding=1),
+            nn.BatchNorm2d(init_dim),
+            nn.ReLU(inplace=True),
+        ]
+        dim = init_dim
+        for _ in range(n_downs):
+            layers += [nn.Conv2d(dim, dim * 2, 4, stride=2, padding=1), nn.BatchNorm2d(dim * 2), nn.ReLU(inplace=True)]
+            dim *= 2
+        self.net = nn.Sequential(*layers)
+        self.out_dim = dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class Z0Head(nn.Module):
+    """Maps the encoder's final state h to the mean and std of z0 = h_{s_0} (1x1 convs)."""
+
+    def __init__(self, latent_dim: int):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(latent_dim, latent_dim, 1), nn.ReLU(inplace=True), nn.Conv2d(latent_dim, 2 * latent_dim, 1)
+        )
+
+    def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.autocast(device_type=h.device.type, enabled=False):
+            mean, raw_std = self.net(h.float()).chunk(2, dim=1)
+        return mean, nn.functional.softplus(raw_std) + 1e-4

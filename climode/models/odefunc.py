@@ -1,0 +1,59 @@
+"""ODE functions f_theta (encoder) and f_phi (decoder), and the torchdiffeq call.
+
+Both are autonomous convolutional networks (they ignore t).  The state and the
+solver's error control stay in float32 even under bf16 autocast: bf16 noise
+inflates adaptive step counts.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torchdiffeq import odeint, odeint_adjoint
+
+from climode.models.config import SolverConfig
+
+
+class ODEFunc(nn.Module):
+    """dh/dt = f(h): Conv3x3-Tanh x3 then Conv3x3, latent -> hidden -> latent channels.
+
+    ``nfe`` counts function evaluations since the last :meth:`reset_nfe`.
+    """
+
+    def __init__(self, latent_dim: int, hidden_dim: int):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(latent_dim, hidden_dim, 3, padding=1),
+            nn.Tanh(),
+            nn.Conv2d(hidden_dim, hidden_dim, 3, padding=1),
+            nn.Tanh(),
+            nn.Conv2d(hidden_dim, hidden_dim, 3, padding=1),
+            nn.Tanh(),
+            nn.Conv2d(hidden_dim, latent_dim, 3, padding=1),
+        )
+        self.nfe = 0
+
+    def reset_nfe(self) -> None:
+        self.nfe = 0
+
+    def forward(self, t: torch.Tensor, h: torch.Tensor) -> torch.Tensor:  # noqa: ARG002 - autonomous
+        self.nfe += 1
+        with torch.autocast(device_type=h.device.type, enabled=False):
+            return self.net(h.float())
+
+
+def integrate(func: ODEFunc, h0: torch.Tensor, times: torch.Tensor, solver: SolverConfig) -> torch.Tensor:
+    """Solve dh/dt = func(h) from ``times[0]`` (where h = h0) and return h at every time.
+
+    ``times`` is a 1-D strictly monotonic float tensor in model time; the result has
+    shape ``[len(times), *h0.shape]`` and its first entry is ``h0``.
+    """
+    times = times.to(device=h0.device, dtype=torch.float32)
+    options = {}
+    if not solver.adaptive and solver.step_size is not None:
+        options["step_size"] = float(solver.step_size)
+    kwargs = dict(rtol=solver.rtol, atol=solver.atol, method=solver.method, options=options or None)
+    h0 = h0.float()
+    if solver.adjoint:
+        return odeint_adjoint(func, h0, times, adjoint_params=tuple(func.parameters()), **kwargs)
+    return odeint(func, h0, times, **kwargs)

@@ -1,0 +1,265 @@
+"""Vid-ODE assembled: ODE-ConvGRU encoder, decoder ODE, Conv-Decoder G, warping and Psi.
+
+See :mod:`climode.models.timeline` for the time conventions.  Shapes:
+inputs [B, T, C, H, W], input times [B, T] or [T], input mask [B, T] or [T],
+query times [B, K] or [K]; times are in ``config.time_unit``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from climode.errors import ModelInputError
+from climode.models.config import ModelConfig
+from climode.models.convgru import ConvGRUCell
+from climode.models.decoder import ConvDecoder, DecoderStep, compose
+from climode.models.encoder import ConvEncoder, Z0Head
+from climode.models.odefunc import ODEFunc, integrate
+from climode.models.timeline import TIME_EPS, DecoderPlan, EncoderPlan, plan_decoder, plan_encoder
+
+
+@dataclass
+class VidODEOutput:
+    """Predicted frames X_hat(s) [B, K, C, H, W] and what produced them.
+
+    ``flow``, ``diff`` and ``mask`` are G's outputs F, D, M at each query's last
+    step, and ``prev_times`` [B, K] the time that step started from (for L_diff).
+    """
+
+    frames: torch.Tensor
+    flow: torch.Tensor
+    diff: torch.Tensor
+    mask: torch.Tensor
+    prev_times: np.ndarray
+    z0_mean: torch.Tensor
+    z0_std: torch.Tensor
+    nfe_encoder: int
+    nfe_decoder: int
+
+
+def _as_batch_times(t: torch.Tensor | np.ndarray | list, batch: int, name: str) -> np.ndarray:
+    arr = t.detach().cpu().double().numpy() if isinstance(t, torch.Tensor) else np.asarray(t, dtype=np.float64)
+    if arr.ndim == 1:
+        arr = np.broadcast_to(arr, (batch, arr.shape[0]))
+    if arr.ndim != 2 or arr.shape[0] != batch:
+        raise ModelInputError(f"{name} must have shape [T] or [B, T] with B={batch}, got {tuple(arr.shape)}")
+    return np.ascontiguousarray(arr)
+
+
+class VidODE(nn.Module):
+    """The generator of Vid-ODE (paper Section 3), with per-sample continuous times."""
+
+    def __init__(self, config: ModelConfig | None = None):
+        super().__init__()
+        self.config = config = config or ModelConfig()
+        latent = config.latent_dim
+        self.encoder = ConvEncoder(config.in_channels + config.static_channels, config.init_dim, config.n_downs)
+        self.encoder_ode = ODEFunc(latent, config.ode_hidden)  # f_theta
+        self.gru = ConvGRUCell(latent, latent) if config.use_convgru else None
+        self.z0_head = Z0Head(latent)
+        self.decoder_ode = ODEFunc(latent, config.ode_hidden)  # f_phi
+        self.decoder = ConvDecoder(latent, config.in_channels, config.n_downs)  # G
+
+    # ------------------------------------------------------------------ helpers
+    def _autocast(self, device: torch.device):
+        if self.config.amp and device.type == "cuda":
+            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _validate(self, inputs, times, mask, queries, static) -> None:
+        cfg = self.config
+        if inputs.ndim != 5:
+            raise ModelInputError(f"inputs must have shape [B, T, C, H, W], got {tuple(inputs.shape)}")
+        b, t, c, h, w = inputs.shape
+        if c != cfg.in_channels:
+            raise ModelInputError(f"inputs have {c} channels but the model expects {cfg.in_channels}")
+        if h % cfg.stride or w % cfg.stride:
+            raise ModelInputError(
+                f"spatial size {h}x{w} is not divisible by the encoder stride {cfg.stride}; "
+                "pad or crop the grid to a multiple of it"
+            )
+        if times.shape[1] != t or mask.shape != (b, t):
+            raise ModelInputError(
+                f"input times {times.shape} and mask {mask.shape} must match the {t} input frames of the batch"
+            )
+        if cfg.static_channels:
+            if static is None or tuple(static.shape) != (b, cfg.static_channels, h, w):
+                raise ModelInputError(f"static channels must have shape {(b, cfg.static_channels, h, w)}")
+        observed = inputs[torch.as_tensor(mask > 0, device=inputs.device)]
+        if not bool(torch.isfinite(observed).all()):
+            raise ModelInputError(
+                "observed input frames contain NaN or inf; fill missing cells (e.g. with the mean) "
+                "or mark the frame unobserved with mask 0"
+            )
+
+    # ------------------------------------------------------------------ encoder
+    def encode(self, inputs, plan: EncoderPlan, mask: np.ndarray, static=None) -> torch.Tensor:
+        """Run the ODE-ConvGRU encoder (Eq. 1) and return each sample's final state h_T."""
+        b = inputs.shape[0]
+        device = inputs.device
+        obs_b, obs_t = np.nonzero(mask > 0)
+        frames = inputs[torch.as_tensor(obs_b, device=device), torch.as_tensor(obs_t, device=device)]
+        if static is not None:
+            frames = torch.cat([frames, static[torch.as_tensor(obs_b, device=device)].to(frames.dtype)], dim=1)
+        with self._autocast(device):
+            feats = self.encoder(frames)  # masked frames never reach E
+        lookup = np.full(mask.shape, -1, dtype=np.int64)
+        lookup[obs_b, obs_t] = np.arange(len(obs_b))
+        hidden = feats.new_zeros((b, *feats.shape[1:]), dtype=torch.float32)
+        active = np.arange(b)
+        final: dict[int, torch.Tensor] = {}
+        for j, sigma in enumerate(plan.sigma):
+            if j > 0 and len(active):
+                span = torch.tensor([plan.sigma[j - 1], sigma], dtype=torch.float32)
+                hidden = integrate(self.encoder_ode, hidden, span, self.config.encoder_solver)[-1]
+            samples, frame_idx = plan.updates[j]
+            if len(samples):
+                pos = np.searchsorted(active, samples)
+                rows = torch.as_tensor(pos, device=device)
+                x = feats[torch.as_tensor(lookup[samples, frame_idx], device=device)]
+                if self.gru is not None:
+                    with self._autocast(device):
+                        new = self.gru(hidden[rows], x)
+                else:  # ablation A: the latest observation replaces the state
+                    new = x.float()
+                hidden = hidden.index_copy(0, rows, new)
+            done = plan.finish[j]
+            if len(done):
+                pos = np.searchsorted(active, done)
+                for s, p in zip(done, pos):
+                    final[int(s)] = hidden[int(p)]
+                keep = np.setdiff1d(np.arange(len(active)), pos)
+                active = active[keep]
+                hidden = hidden[torch.as_tensor(keep, device=device)]
+        return torch.stack([final[s] for s in range(b)])
+
+    # ------------------------------------------------------------------ decoder
+    def _solve_decoder(self, z0: torch.Tensor, tau: np.ndarray) -> torch.Tensor:
+        """h at every decoder time tau (model units from each origin): [U, B, c', h', w']."""
+        solver = self.config.decoder_solver
+        neg = tau < -TIME_EPS / 2
+        parts = []
+        if neg.any():
+            back = np.concatenate([[0.0], tau[neg][::-1]])
+            parts.append(integrate(self.decoder_ode, z0, torch.tensor(back), solver)[1:].flip(0))
+        pos = tau[~neg]
+        if len(pos) == 1:
+            parts.append(z0.float().unsqueeze(0))
+        else:
+            parts.append(integrate(self.decoder_ode, z0, torch.tensor(pos), solver))
+        return torch.cat(parts) if len(parts) > 1 else parts[0]
+
+    def _step(self, h: torch.Tensor, h_prev: torch.Tensor, previous: torch.Tensor):
+        cfg = self.config
+        with self._autocast(h.device):
+            out = self.decoder(h, h_prev)
+        frame = compose(out, previous, use_warp=cfg.use_warp, use_composition=cfg.use_composition,
+                        difference_mode=cfg.difference_mode)
+        return frame, out.flow, out.diff, out.mask
+
+    def _checkpointed_step(self, h, h_prev, previous):
+        if self.config.memory_saving and torch.is_grad_enabled():
+            return checkpoint(self._step, h, h_prev, previous, use_reentrant=False)
+        return self._step(h, h_prev, previous)
+
+    def decode(self, inputs: torch.Tensor, z0: torch.Tensor, plan: DecoderPlan):
+        """Decoder of Eq. 2: one ODE solve, then G and Psi along each recursion chain."""
+        device = inputs.device
+        latents = self._solve_decoder(z0, plan.tau)
+
+        def h_at(tau_index: np.ndarray, sample: np.ndarray) -> torch.Tensor:
+            return latents[torch.as_tensor(tau_index, device=device), torch.as_tensor(sample, device=device)]
+
+        rows = plan.row_sample
+        frames = [inputs[torch.as_tensor(rows, device=device), torch.as_tensor(plan.row_anchor, device=device)].float()]
+        outs: list[tuple[torch.Tensor, ...]] = []
+        for k in range(1, plan.n_steps + 1):
+            m = int(plan.active[k])
+            r = rows[:m]
+            frame, *aux = self._checkpointed_step(
+                h_at(plan.row_latent[:m, k], r), h_at(plan.row_latent[:m, k - 1], r), frames[k - 1][:m]
+            )
+            frames.append(frame)
+            outs.append(tuple(aux))
+        offsets = np.cumsum([0] + [len(f) for f in frames])
+        all_frames = torch.cat(frames)
+        b, k_count = plan.query_row.shape
+        qb = np.repeat(np.arange(b), k_count)
+        row = plan.query_row.ravel()
+        start = plan.query_start.ravel()
+        on_grid = plan.query_on_grid.ravel()
+        branch = ~on_grid
+        pieces_frames, pieces_aux, order = [], [], []
+        if on_grid.any():
+            idx = offsets[start[on_grid]] + row[on_grid]
+            pieces_frames.append(all_frames[torch.as_tensor(idx, device=device)])
+            aux_offsets = np.cumsum([0] + [len(o[0]) for o in outs])
+            aux_idx = torch.as_tensor(aux_offsets[start[on_grid] - 1] + row[on_grid], device=device)
+            pieces_aux.append(tuple(torch.cat([o[i] for o in outs])[aux_idx] for i in range(3)))
+            order.append(np.flatnonzero(on_grid))
+        if branch.any():
+            prev = all_frames[torch.as_tensor(offsets[start[branch]] + row[branch], device=device)]
+            frame, *aux = self._checkpointed_step(
+                h_at(plan.query_latent.ravel()[branch], qb[branch]),
+                h_at(plan.query_prev_latent.ravel()[branch], qb[branch]),
+                prev,
+            )
+            pieces_frames.append(frame)
+            pieces_aux.append(tuple(aux))
+            order.append(np.flatnonzero(branch))
+        inverse = torch.as_tensor(np.argsort(np.concatenate(order)), device=device)
+        shape = (b, k_count)
+        out_frames = torch.cat(pieces_frames)[inverse]
+        out_aux = [torch.cat([p[i] for p in pieces_aux])[inverse] for i in range(3)]
+        return (
+            out_frames.view(*shape, *out_frames.shape[1:]),
+            *(a.view(*shape, *a.shape[1:]) for a in out_aux),
+        )
+
+    # ------------------------------------------------------------------ forward
+    def forward(
+        self,
+        inputs: torch.Tensor,
+        input_times,
+        query_times,
+        input_mask=None,
+        static: torch.Tensor | None = None,
+        sample_z0: bool | None = None,
+    ) -> VidODEOutput:
+        """Predict frames at ``query_times`` from frames observed at ``input_times``."""
+        cfg = self.config
+        if not isinstance(inputs, torch.Tensor):
+            raise ModelInputError("inputs must be a torch tensor [B, T, C, H, W]")
+        if inputs.ndim != 5:
+            raise ModelInputError(f"inputs must have shape [B, T, C, H, W], got {tuple(inputs.shape)}")
+        batch, n_in = inputs.shape[:2]
+        times = _as_batch_times(input_times, batch, "input_times")
+        queries = _as_batch_times(query_times, batch, "query_times")
+        mask = np.ones((batch, n_in)) if input_mask is None else _as_batch_times(input_mask, batch, "input_mask")
+        self._validate(inputs, times, mask, queries, static)
+        self.encoder_ode.reset_nfe()
+        self.decoder_ode.reset_nfe()
+        enc_plan = plan_encoder(times, mask, cfg.time_scale, cfg.reverse_inputs)
+        hidden = self.encode(inputs, enc_plan, mask, static)
+        mean, std = self.z0_head(hidden)
+        sample = cfg.sample_z0 if sample_z0 is None else sample_z0
+        z0 = mean + std * torch.randn_like(std) if sample else mean
+        dec_plan = plan_decoder(times, mask, queries, enc_plan.origin, cfg.decoder_step, cfg.time_scale)
+        frames, flow, diff, comp_mask = self.decode(inputs, z0, dec_plan)
+        return VidODEOutput(
+            frames=frames,
+            flow=flow,
+            diff=diff,
+            mask=comp_mask,
+            prev_times=dec_plan.query_prev_time,
+            z0_mean=mean,
+            z0_std=std,
+            nfe_encoder=self.encoder_ode.nfe,
+            nfe_decoder=self.decoder_ode.nfe,
+        )

@@ -1,0 +1,87 @@
+"""Losses of Vid-ODE (paper Eqs. 3-7): L_recon, L_diff, LSGAN L_adv^img and L_adv^seq.
+
+Targets may hold NaN (missing truth): such cells, and padded targets with mask 0,
+never enter a loss.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from climode.models.timeline import TIME_EPS
+
+
+@dataclass
+class LossWeights:
+    """lambda_diff, lambda_img, lambda_seq of Eq. 7 (the paper's values) and the KL weight of the ELBO."""
+
+    diff: float = 1.0
+    img: float = 0.003
+    seq: float = 0.003
+    kl: float = 1.0
+
+
+def masked_l1(pred: torch.Tensor, target: torch.Tensor, frame_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean |pred - target| over finite target cells of frames with mask 1 ([B, K] mask)."""
+    valid = torch.isfinite(target)
+    if frame_mask is not None:
+        valid = valid & (frame_mask > 0).view(*frame_mask.shape, *([1] * (target.ndim - 2)))
+    diff = (pred - torch.nan_to_num(target)).abs() * valid
+    return diff.sum() / valid.sum().clamp_min(1)
+
+
+def recon_loss(pred: torch.Tensor, target: torch.Tensor, target_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """L_recon (Eq. 5): L1 between predicted and true frames."""
+    return masked_l1(pred, target, target_mask)
+
+
+def frames_at(times: np.ndarray, sources: list[tuple[torch.Tensor, np.ndarray, np.ndarray]]) -> tuple[torch.Tensor, np.ndarray]:
+    """True frames at ``times`` [B, K] looked up in (frames [B,T,...], times [B,T], mask [B,T]) sources.
+
+    Returns the frames [B, K, ...] (zeros where none) and a [B, K] availability mask.
+    """
+    ref = sources[0][0]
+    b, k = times.shape
+    out = ref.new_zeros((b, k, *ref.shape[2:]))
+    found = np.zeros((b, k), dtype=bool)
+    pick_b, pick_k, src_frames = [], [], []
+    for frames, src_times, src_mask in sources:
+        for i in range(b):
+            for j in range(k):
+                if found[i, j]:
+                    continue
+                hit = np.flatnonzero((np.abs(src_times[i] - times[i, j]) <= TIME_EPS * 10) & (src_mask[i] > 0))
+                if hit.size:
+                    found[i, j] = True
+                    pick_b.append((i, j))
+                    src_frames.append(frames[i, int(hit[0])])
+    if src_frames:
+        idx_b = torch.as_tensor([p[0] for p in pick_b], device=ref.device)
+        idx_k = torch.as_tensor([p[1] for p in pick_b], device=ref.device)
+        out = out.index_put((idx_b, idx_k), torch.stack(src_frames))
+    return out, found
+
+
+def diff_loss(diff: torch.Tensor, target: torch.Tensor, previous_truth: torch.Tensor, available: torch.Tensor) -> torch.Tensor:
+    """L_diff (Eq. 6): L1 between D and the true change X(s_i) - X(s_{i-1}) where both are known."""
+    return masked_l1(diff, target - previous_truth, available)
+
+
+def lsgan_discriminator_loss(real_score: torch.Tensor, fake_score: torch.Tensor) -> torch.Tensor:
+    """LSGAN loss of a discriminator: 0.5 * ((D(real) - 1)^2 + D(fake)^2)."""
+    return 0.5 * (((real_score - 1) ** 2).mean() + (fake_score**2).mean())
+
+
+def lsgan_generator_loss(fake_score: torch.Tensor) -> torch.Tensor:
+    """LSGAN loss of the generator: (D(fake) - 1)^2."""
+    return ((fake_score - 1) ** 2).mean()
+
+
+def kl_standard_normal(mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """KL(N(mean, std^2) || N(0, 1)), summed over latent cells, averaged over the batch."""
+    var = std**2
+    kl = 0.5 * (var + mean**2 - 1 - torch.log(var))
+    return kl.flatten(1).sum(1).mean()
