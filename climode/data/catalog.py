@@ -1,0 +1,291 @@
+"""The data catalog: named datasets described in ``data_catalog.yaml``.
+
+The packaged catalog is used unless ``CLIMODE_CATALOG`` (or ``path=``) names
+another file.  Paths may use environment variables, ``${NAME}`` or
+``${NAME:-default}``; a variable that is unset falls back to the inline default,
+then to the catalog's ``environment:`` defaults (``CLIMODE_DATA`` defaults to
+``~/climode_data``).
+"""
+
+from __future__ import annotations
+
+import glob
+import importlib
+import importlib.util
+import logging
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from climode.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
+
+DRIVERS = ("netcdf", "zarr", "synthetic", "video")
+CATALOG_ENV = "CLIMODE_CATALOG"
+_FIELDS = {
+    "driver", "description", "paths", "variables", "units", "licence", "license", "obtain",
+    "calendar", "generator", "args", "splits",
+}
+_ENV_RE = re.compile(r"\$(\w+)")
+
+
+def default_catalog_path() -> Path:
+    """``$CLIMODE_CATALOG`` if set, else the catalog shipped in the package."""
+    env = os.environ.get(CATALOG_ENV)
+    if env:
+        return Path(env).expanduser()
+    return Path(__file__).with_name("data_catalog.yaml")
+
+
+def expand(text: str, defaults: Mapping[str, str] | None = None) -> str:
+    """Expand ``$NAME``, ``${NAME}``, ``${NAME:-default}`` (defaults may nest) and ``~``.
+
+    An unset name without an inline default uses ``defaults`` (the catalog's
+    ``environment:``), else it is an error.
+    """
+    defaults = defaults or {}
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        if text.startswith("${", i):
+            depth, j = 1, i + 2
+            while j < len(text) and depth:
+                if text[j] == "{" and text[j - 1] == "$":
+                    depth += 1
+                elif text[j] == "}":
+                    depth -= 1
+                j += 1
+            if depth:
+                raise DataError(f"unbalanced braces in path {text!r}")
+            body = text[i + 2 : j - 1]
+            name, sep, default = body.partition(":-")
+            out.append(_lookup(name, default if sep else None, defaults))
+            i = j
+            continue
+        match = _ENV_RE.match(text, i) if text[i] == "$" else None
+        if match:
+            out.append(_lookup(match.group(1), None, defaults))
+            i = match.end()
+            continue
+        out.append(text[i])
+        i += 1
+    return os.path.expanduser("".join(out))
+
+
+def _lookup(name: str, default: str | None, defaults: Mapping[str, str]) -> str:
+    value = os.environ.get(name)
+    if value:
+        return value
+    if default is not None:
+        return expand(default, defaults)
+    if name in defaults:
+        return expand(str(defaults[name]), defaults)
+    raise DataError(f"environment variable {name} is not set and has no default: export {name}=/path/to/data")
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    """One named dataset of the catalog."""
+
+    name: str
+    driver: str
+    description: str = ""
+    paths: tuple[str, ...] = ()
+    variables: Mapping[str, str] = field(default_factory=dict)
+    units: Mapping[str, str] = field(default_factory=dict)
+    licence: str = ""
+    obtain: str = ""
+    calendar: str | None = None
+    generator: str | None = None
+    args: Mapping[str, Any] = field(default_factory=dict)
+    splits: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+    environment: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def summary(self) -> str:
+        """The first line of the description."""
+        lines = self.description.strip().splitlines()
+        return lines[0].strip() if lines else ""
+
+    def expanded_paths(self) -> list[str]:
+        """The entry's paths (or globs) with environment variables expanded."""
+        return [expand(p, self.environment) for p in self.paths]
+
+    def files(self) -> list[str]:
+        """Existing files or stores matching the entry's paths, sorted per pattern."""
+        out: list[str] = []
+        for pattern in self.expanded_paths():
+            if glob.has_magic(pattern):
+                out.extend(sorted(glob.glob(pattern)))
+            elif os.path.exists(pattern):
+                out.append(pattern)
+        return out
+
+    def available(self) -> bool:
+        """Whether the data can be opened here: every path exists (or its generator imports)."""
+        if self.driver == "synthetic":
+            module = (self.generator or "").partition(":")[0]
+            try:
+                return bool(module) and importlib.util.find_spec(module) is not None
+            except (ImportError, ValueError):
+                return False
+        try:
+            patterns = self.expanded_paths()
+        except DataError:
+            return False
+        if not patterns:
+            return False
+        for pattern in patterns:
+            found = glob.glob(pattern) if glob.has_magic(pattern) else os.path.exists(pattern)
+            if not found:
+                return False
+        return True
+
+    def load_generator(self) -> Callable[..., Any]:
+        """Import the ``module.path:function`` of a synthetic entry."""
+        if not self.generator or ":" not in self.generator:
+            raise ConfigError(
+                f"catalog entry {self.name!r}: 'generator' must be 'module.path:function', got {self.generator!r}"
+            )
+        module_name, _, attr = self.generator.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise DataError(
+                f"catalog entry {self.name!r}: cannot import generator module {module_name!r} ({exc})"
+            ) from None
+        try:
+            func = getattr(module, attr)
+        except AttributeError:
+            raise DataError(
+                f"catalog entry {self.name!r}: module {module_name!r} has no function {attr!r}"
+            ) from None
+        return func
+
+    def seed_for(self, split: str | None = None, seed: int | None = None) -> int:
+        """The seed to generate: ``seed`` if given (checked against ``split``), else the split's first."""
+        if split is None:
+            return 0 if seed is None else int(seed)
+        if split not in self.splits:
+            known = ", ".join(self.splits) or "none"
+            raise ConfigError(
+                f"catalog entry {self.name!r} has no split {split!r}; its splits are: {known}"
+            )
+        lo, hi = self.splits[split]
+        if seed is None:
+            return lo
+        if not lo <= int(seed) <= hi:
+            raise ConfigError(
+                f"seed {seed} is outside split {split!r} of {self.name!r} (seeds {lo}..{hi})"
+            )
+        return int(seed)
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """All entries of one catalog file."""
+
+    path: Path
+    entries: Mapping[str, CatalogEntry]
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.entries)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.entries
+
+    def get(self, name: str) -> CatalogEntry:
+        """The entry called ``name``; a ConfigError lists the known names otherwise."""
+        try:
+            return self.entries[name]
+        except KeyError:
+            raise ConfigError(
+                f"no dataset {name!r} in catalog {self.path}; known: {', '.join(self.entries)}"
+            ) from None
+
+
+def load_catalog(path: str | os.PathLike | None = None) -> Catalog:
+    """Read and validate a catalog file (default: :func:`default_catalog_path`)."""
+    import yaml
+
+    target = Path(path).expanduser() if path is not None else default_catalog_path()
+    try:
+        raw = yaml.safe_load(target.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"data catalog {target} not found; check {CATALOG_ENV}") from None
+    except (OSError, yaml.YAMLError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"cannot read data catalog {target}: {first}") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("datasets"), dict):
+        raise ConfigError(f"data catalog {target} must have a 'datasets:' mapping of named entries")
+    environment = raw.get("environment") or {}
+    if not isinstance(environment, dict):
+        raise ConfigError(f"data catalog {target}: 'environment' must map variable names to defaults")
+    environment = {str(k): str(v) for k, v in environment.items()}
+    entries = {
+        str(name): _entry(str(name), spec, target, environment)
+        for name, spec in raw["datasets"].items()
+    }
+    return Catalog(path=target, entries=entries)
+
+
+def _entry(name: str, spec: Any, where: Path, environment: Mapping[str, str]) -> CatalogEntry:
+    def bad(msg: str) -> ConfigError:
+        return ConfigError(f"data catalog {where}, entry {name!r}: {msg}")
+
+    if not isinstance(spec, dict):
+        raise bad("must be a mapping of fields")
+    unknown = set(spec) - _FIELDS
+    if unknown:
+        raise bad(f"unknown field(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(_FIELDS))}")
+    driver = spec.get("driver")
+    if driver not in DRIVERS:
+        raise bad(f"driver {driver!r} is not one of {', '.join(DRIVERS)}")
+    paths = spec.get("paths", [])
+    if isinstance(paths, str):
+        paths = [paths]
+    if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+        raise bad("'paths' must be a path or a list of paths/globs")
+    if driver != "synthetic" and not paths:
+        raise bad(f"driver {driver} needs 'paths'")
+    mappings = {}
+    for key in ("variables", "units", "args"):
+        value = spec.get(key) or {}
+        if not isinstance(value, dict):
+            raise bad(f"'{key}' must be a mapping")
+        mappings[key] = value
+    splits = {}
+    for split, bounds in (spec.get("splits") or {}).items():
+        if (
+            not isinstance(bounds, (list, tuple))
+            or len(bounds) != 2
+            or not all(isinstance(b, int) for b in bounds)
+            or bounds[0] > bounds[1]
+        ):
+            raise bad(f"split {split!r} must be [first_seed, last_seed], got {bounds!r}")
+        splits[str(split)] = (int(bounds[0]), int(bounds[1]))
+    ranges = sorted(splits.items(), key=lambda kv: kv[1])
+    for (a, (_, a_hi)), (b, (b_lo, _)) in zip(ranges, ranges[1:]):
+        if b_lo <= a_hi:
+            raise bad(f"seed ranges of splits {a!r} and {b!r} overlap")
+    if driver == "synthetic" and not spec.get("generator"):
+        raise bad("driver synthetic needs 'generator: module.path:function'")
+    return CatalogEntry(
+        name=name,
+        driver=driver,
+        description=str(spec.get("description", "")),
+        paths=tuple(paths),
+        variables={str(k): str(v) for k, v in mappings["variables"].items()},
+        units={str(k): str(v) for k, v in mappings["units"].items()},
+        licence=str(spec.get("licence", spec.get("license", ""))),
+        obtain=str(spec.get("obtain", "")),
+        calendar=spec.get("calendar"),
+        generator=spec.get("generator"),
+        args=dict(mappings["args"]),
+        splits=splits,
+        environment=environment,
+    )

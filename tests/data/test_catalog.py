@@ -1,0 +1,154 @@
+"""The data catalog: the packaged entries, env-var paths, drivers, splits."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import climode
+from climode.data.catalog import expand, load_catalog
+from climode.errors import ConfigError, DataError
+
+CALLS: list[dict] = []
+
+
+def fake_generate(seed: int = 0, n: int = 3, **params) -> xr.Dataset:
+    """A tiny generator: canonical fields whose values encode the seed, plus a truth track."""
+    CALLS.append({"seed": seed, "n": n, **params})
+    rng = np.random.default_rng(seed)
+    time = np.array([np.datetime64("2001-01-01T00") + np.timedelta64(6 * k, "h") for k in range(n)])
+    shape = (n, 3, 4)
+    return xr.Dataset(
+        {
+            "U850": (("time", "lat", "lon"), rng.normal(size=shape), {"units": "m/s"}),
+            "V850": (("time", "lat", "lon"), rng.normal(size=shape), {"units": "m/s"}),
+            "PSL": (("time", "lat", "lon"), np.full(shape, 100000.0 + seed), {"units": "Pa"}),
+            "track_lat": (("time", "storm"), np.zeros((n, 1))),
+        },
+        coords={"time": time, "lat": [0.0, 1.0, 2.0], "lon": [10.0, 11.0, 12.0, 13.0]},
+    )
+
+
+def _write_catalog(tmp_path, body: str):
+    path = tmp_path / "catalog.yaml"
+    path.write_text(textwrap.dedent(body))
+    return path
+
+
+def test_packaged_catalog_entries(monkeypatch):
+    monkeypatch.delenv("CLIMODE_CATALOG", raising=False)
+    cat = load_catalog()
+    for name in ("cam5_hurricane", "synthetic_hurricanes", "ncl_storm_1996", "kth", "moving_gif",
+                 "penn_action", "bouncing_balls", "moving_mnist"):
+        entry = cat.get(name)
+        assert entry.description and entry.obtain and entry.licence, name
+    assert cat.get("cam5_hurricane").calendar == "noleap"
+    syn = cat.get("synthetic_hurricanes")
+    assert syn.generator == "climode.data.synthetic.hurricanes:generate"
+    assert syn.splits == {"train": (0, 9999), "validation": (10000, 10999), "test": (20000, 20999)}
+    assert cat.get("kth").driver == "video"
+    with pytest.raises(ConfigError, match=r"no dataset 'era9'.*known: cam5_hurricane, synthetic_hurricanes"):
+        cat.get("era9")
+
+
+def test_paths_expand_environment_with_defaults(monkeypatch, tmp_path):
+    monkeypatch.delenv("CLIMODE_CATALOG", raising=False)
+    monkeypatch.delenv("CLIMODE_DATA", raising=False)
+    monkeypatch.delenv("CLIMODE_CAM5", raising=False)
+    entry = load_catalog().get("cam5_hurricane")
+    assert entry.expanded_paths() == [os.path.expanduser("~/climode_data/cam5/*.nc")]
+    monkeypatch.setenv("CLIMODE_DATA", str(tmp_path))
+    assert entry.expanded_paths() == [f"{tmp_path}/cam5/*.nc"]
+    assert not entry.available()
+    (tmp_path / "cam5").mkdir()
+    assert not entry.available()
+    (tmp_path / "cam5" / "x.nc").write_bytes(b"")
+    assert entry.available()
+    assert expand("${NOPE_XYZ:-/a}/b") == "/a/b"
+    with pytest.raises(DataError, match="environment variable NOPE_XYZ is not set"):
+        expand("${NOPE_XYZ}/b")
+
+
+def test_catalog_override_and_netcdf_entry(monkeypatch, tmp_path, cam_like):
+    src = cam_like()
+    del src["PSL"].attrs["units"]  # the catalog supplies it
+    src = src.rename({"PSL": "pres_msl"})
+    (tmp_path / "data").mkdir()
+    src.to_netcdf(tmp_path / "data" / "f.nc")
+    path = _write_catalog(
+        tmp_path,
+        """
+        datasets:
+          mine:
+            driver: netcdf
+            paths: ${MY_ROOT}/*.nc
+            variables: {PSL: pres_msl}
+            units: {PSL: hPa}
+            description: my data
+        """,
+    )
+    monkeypatch.setenv("CLIMODE_CATALOG", str(path))
+    monkeypatch.setenv("MY_ROOT", str(tmp_path / "data"))
+    entry = load_catalog().get("mine")
+    assert entry.available()
+    ds = climode.open_dataset("mine")
+    np.testing.assert_allclose(ds["PSL"].values, src["pres_msl"].values * 100.0)
+    assert ds["PSL"].attrs["original_name"] == "pres_msl"
+
+
+def test_synthetic_driver_splits_and_seeds(tmp_path):
+    path = _write_catalog(
+        tmp_path,
+        f"""
+        datasets:
+          fake:
+            driver: synthetic
+            generator: {__name__}:fake_generate
+            args: {{n: 4, strength: 2.5}}
+            splits: {{train: [0, 99], test: [500, 599]}}
+        """,
+    )
+    cat = load_catalog(path)
+    assert cat.get("fake").available()
+    CALLS.clear()
+    ds = climode.open_dataset("fake", split="test", catalog=cat)
+    assert CALLS == [{"seed": 500, "n": 4, "strength": 2.5}]
+    assert ds.sizes["time"] == 4 and ds.attrs["climode_seed"] == 500
+    assert float(ds["PSL"].mean()) == 100500.0
+    assert "track_lat" in ds  # truth variables off the grid are kept
+    again = climode.open_dataset("fake", split="test", seed=512, catalog=path)
+    assert float(again["PSL"].mean()) == 100512.0
+    with pytest.raises(ConfigError, match=r"seed 7 is outside split 'test' of 'fake' \(seeds 500..599\)"):
+        climode.open_dataset("fake", split="test", seed=7, catalog=cat)
+    with pytest.raises(ConfigError, match="has no split 'validation'; its splits are: train, test"):
+        climode.open_dataset("fake", split="validation", catalog=cat)
+
+
+def test_video_entries_and_bad_catalogs(tmp_path, cam_like):
+    with pytest.raises(DataError, match="video datasets are opened with climode.data.video"):
+        climode.open_dataset("moving_mnist")
+    bad = _write_catalog(tmp_path, "datasets:\n  x: {driver: grib, paths: a.grb}\n")
+    with pytest.raises(ConfigError, match=r"entry 'x': driver 'grib' is not one of netcdf, zarr, synthetic, video"):
+        load_catalog(bad)
+    overlap = _write_catalog(
+        tmp_path, "datasets:\n  s: {driver: synthetic, generator: 'a:b', splits: {train: [0, 10], test: [5, 20]}}\n"
+    )
+    with pytest.raises(ConfigError, match="overlap"):
+        load_catalog(overlap)
+    typo = _write_catalog(tmp_path, "datasets:\n  y: {driver: netcdf, path: a.nc}\n")
+    with pytest.raises(ConfigError, match=r"entry 'y': unknown field\(s\) path"):
+        load_catalog(typo)
+    with pytest.raises(ConfigError, match="split= and seed= apply only to synthetic"):
+        climode.open_dataset(xr.Dataset(), split="test")
+
+
+def test_ncl_storm_entry_available():
+    entry = load_catalog().get("ncl_storm_1996")
+    present = all(os.path.exists(p) for p in entry.expanded_paths())
+    assert entry.available() == present
+    assert entry.variables == {"U850": "u", "V850": "v", "PSL": "p"}
+    assert "near-surface" in entry.description
