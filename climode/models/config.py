@@ -76,6 +76,7 @@ class ModelConfig:
     difference_mode: Literal["image", "residual"] = "image"
     memory_saving: bool = False
     amp: bool = True
+    channels_last: bool = True
 
     def __post_init__(self) -> None:
         for name in ("encoder_solver", "decoder_solver"):

@@ -8,7 +8,7 @@ query times [B, K] or [K]; times are in ``config.time_unit``.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -30,17 +30,20 @@ class VidODEOutput:
 
     ``flow``, ``diff`` and ``mask`` are G's outputs F, D, M at each query's last
     step, and ``prev_times`` [B, K] the time that step started from (for L_diff).
+    Baseline models fill what they have; ``extra_losses`` holds model-specific
+    terms (already weighted) that the training step adds to the objective.
     """
 
     frames: torch.Tensor
-    flow: torch.Tensor
-    diff: torch.Tensor
-    mask: torch.Tensor
-    prev_times: np.ndarray
-    z0_mean: torch.Tensor
-    z0_std: torch.Tensor
-    nfe_encoder: int
-    nfe_decoder: int
+    flow: torch.Tensor | None = None
+    diff: torch.Tensor | None = None
+    mask: torch.Tensor | None = None
+    prev_times: np.ndarray | None = None
+    z0_mean: torch.Tensor | None = None
+    z0_std: torch.Tensor | None = None
+    nfe_encoder: int = 0
+    nfe_decoder: int = 0
+    extra_losses: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 def _as_batch_times(t: torch.Tensor | np.ndarray | list, batch: int, name: str) -> np.ndarray:
@@ -65,6 +68,9 @@ class VidODE(nn.Module):
         self.z0_head = Z0Head(latent)
         self.decoder_ode = ODEFunc(latent, config.ode_hidden)  # f_phi
         self.decoder = ConvDecoder(latent, config.in_channels, config.n_downs)  # G
+        if config.channels_last:
+            # channels-last convolutions are faster on CPU (oneDNN) and on tensor-core GPUs
+            self.to(memory_format=torch.channels_last)
 
     # ------------------------------------------------------------------ helpers
     def _autocast(self, device: torch.device):

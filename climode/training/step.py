@@ -81,7 +81,7 @@ class TrainStep:
         cfg = self.model.config
         targets, target_mask = batch["targets"], batch.get("target_mask")
         losses = {"recon": recon_loss(out.frames, targets, target_mask)}
-        if cfg.use_composition and self.weights.diff:
+        if getattr(cfg, "use_composition", False) and out.diff is not None and self.weights.diff:
             sources = [
                 (batch["inputs"], _numpy(batch["input_times"]).reshape(len(targets), -1), _numpy(batch["input_mask"])),
                 (targets, _numpy(batch["target_times"]).reshape(len(targets), -1),
@@ -92,8 +92,9 @@ class TrainStep:
             if target_mask is not None:
                 available = available * target_mask.float()
             losses["diff"] = diff_loss(out.diff, targets, prev, available)
-        if cfg.sample_z0:
+        if getattr(cfg, "sample_z0", False) and out.z0_std is not None:
             losses["kl"] = kl_standard_normal(out.z0_mean, out.z0_std)
+        losses.update(out.extra_losses)
         return losses
 
     def _sequences(self, batch: dict, frames: torch.Tensor) -> torch.Tensor:
@@ -138,7 +139,7 @@ class TrainStep:
                 losses[name] = lsgan_generator_loss(score)
         w = self.weights
         factor = {"recon": 1.0, "diff": w.diff, "kl": w.kl, "adv_img": w.img, "adv_seq": w.seq}
-        total = sum(factor[k] * v for k, v in losses.items())
+        total = sum(factor.get(k, 1.0) * v for k, v in losses.items())
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         if self.grad_clip:
