@@ -27,7 +27,7 @@ import numpy as np
 
 from climode.errors import ConfigError
 
-__all__ = ["BallsState", "generate_balls", "render_balls"]
+__all__ = ["BallsState", "generate_balls", "render_balls", "simulate_balls"]
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,10 @@ def _initial(rng: np.random.Generator, n_balls: int, size: int, radius: float, s
     return pos, vel
 
 
-def _simulate(pos: np.ndarray, vel: np.ndarray, n_frames: int, size: int, radius: float, substeps: int):
+def simulate_balls(pos: np.ndarray, vel: np.ndarray, n_frames: int, size: int, radius: float, substeps: int = 10):
+    """Integrate equal balls from centres ``[B, 2]`` and velocities ``[B, 2]``; returns both at every frame ``[T, B, 2]``."""
+    pos = np.asarray(pos, dtype=np.float64)
+    vel = np.asarray(vel, dtype=np.float64)
     n_balls = pos.shape[0]
     positions = np.empty((n_frames, n_balls, 2))
     velocities = np.empty((n_frames, n_balls, 2))
@@ -148,7 +151,7 @@ def generate_balls(
     for k in range(n_sequences):
         rng = np.random.default_rng([int(seed), int(start) + k])
         pos, vel = _initial(rng, n_balls, size, radius, speed)
-        positions[k], velocities[k] = _simulate(pos, vel, n_frames, size, radius, substeps)
+        positions[k], velocities[k] = simulate_balls(pos, vel, n_frames, size, radius, substeps)
         frames[k] = render_balls(positions[k], size, radius)[:, None]
     if return_state:
         return frames, BallsState(positions=positions, velocities=velocities, radius=radius, size=size)
