@@ -1,0 +1,445 @@
+"""The trainer behind ``climode train``: reproducible, resumable, optionally distributed.
+
+- One seed seeds everything; windows are a pure function of (seed, epoch, index),
+  so the same recipe and seed give the same losses on the same machine.
+- Checkpoints (weights + sidecar) and the training state (optimisers, schedule,
+  RNG, data position) are written every ``checkpoint_every`` steps; ``resume``
+  continues exactly where an interrupted run stopped.
+- Under ``torchrun --nproc_per_node N`` it trains with DistributedDataParallel
+  (NCCL on GPU, gloo on CPU); each rank takes every N-th window.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Sampler
+
+from climode.data.loader import collate_windows, worker_init
+from climode.errors import ClimodeError, ConfigError
+from climode.models.discriminators import ImageDiscriminator, SequenceDiscriminator
+from climode.training import checkpoint as ckpt
+from climode.training.data import TrainingData, build_training_data
+from climode.training.recipe import Recipe
+from climode.training.step import Discriminators, TrainStep
+
+log = logging.getLogger(__name__)
+
+UNITS = {"U850": "m/s", "V850": "m/s", "PSL": "Pa"}
+
+
+class TrainingError(ClimodeError):
+    """Training cannot go on (non-finite loss, inconsistent resume)."""
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` picks CUDA when available; under torchrun each rank takes its LOCAL_RANK GPU."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError("device cuda was asked for but no CUDA device is available; use --device cpu")
+        if name == "cuda" and "LOCAL_RANK" in os.environ:
+            name = f"cuda:{int(os.environ['LOCAL_RANK'])}"
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+class EpochSampler(Sampler):
+    """Keys ``(epoch, index)`` of one epoch, optionally shuffled, for one rank, from a start position."""
+
+    def __init__(self, n: int, epoch: int, seed: int, shuffle: bool, rank: int = 0, world: int = 1, skip: int = 0):
+        order = np.arange(n)
+        if shuffle:
+            rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(7, epoch))))
+            order = rng.permutation(n)
+        self.keys = [(epoch, int(i)) for i in order[rank::world]][skip:]
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        return iter(self.keys)
+
+
+def build_model(name: str, config: dict[str, Any]) -> torch.nn.Module:
+    """A model by registry name (``vidode`` and the baselines)."""
+    try:
+        from climode.models.registry import get_model
+    except ImportError:  # registry not available: the main model only
+        get_model = None
+    if get_model is not None:
+        return get_model(name, config)
+    if name != "vidode":
+        raise ConfigError(f"model {name!r} is unknown; use vidode")
+    from climode.models.config import ModelConfig
+    from climode.models.vidode import VidODE
+
+    return VidODE(ModelConfig.from_dict(config))
+
+
+def model_config_for(recipe: Recipe, data: TrainingData) -> dict[str, Any]:
+    """The recipe's model config completed with what the data decides (channels, time unit)."""
+    config = dict(recipe.model.config)
+    config.setdefault("in_channels", len(data.variables))
+    n_static = sum(1 for s in data.static if s in ("cos_lat", "land_sea"))
+    if n_static:
+        config.setdefault("static_channels", n_static)
+    config.setdefault("time_unit", data.time_unit)
+    return config
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    checkpoint: Path | None
+    losses: list[dict[str, float]] = field(default_factory=list)
+    validation: list[dict[str, float]] = field(default_factory=list)
+
+
+def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    out = {}
+    for k, v in batch.items():
+        if isinstance(v, torch.Tensor) and k not in ("input_times", "target_times"):
+            out[k] = v.to(device, non_blocking=True)
+        else:
+            out[k] = v
+    return out
+
+
+class Trainer:
+    """Train ``recipe`` into ``run_dir``."""
+
+    def __init__(self, recipe: Recipe, run_dir: str | Path, *, resume: bool = False, device: str | None = None,
+                 progress: bool = True):
+        self.recipe = recipe
+        self.run_dir = Path(run_dir)
+        self.resume = resume
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.device = resolve_device(device or recipe.train.device)
+        self.progress = progress and self.rank == 0
+        self.distributed = self.world > 1
+
+    # ------------------------------------------------------------------ set-up
+    def _setup(self) -> None:
+        recipe = self.recipe
+        if self.distributed and not torch.distributed.is_initialized():
+            backend = "nccl" if self.device.type == "cuda" else "gloo"
+            torch.distributed.init_process_group(backend=backend)
+            if self.device.type == "cuda":
+                torch.cuda.set_device(self.device)
+        seed_everything(recipe.train.seed)
+        from climode.models.config import ModelConfig
+
+        stride = 2 ** int(recipe.model.config.get("n_downs", ModelConfig().n_downs))
+        self.data = build_training_data(recipe.data, multiple=stride, seed=recipe.train.seed)
+        self.model_config = model_config_for(recipe, self.data)
+        seed_everything(recipe.train.seed)
+        self.model = build_model(recipe.model.name, self.model_config).to(self.device)
+        if recipe.train.compile:
+            for name in ("encoder", "decoder"):
+                if hasattr(self.model, name):
+                    setattr(self.model, name, torch.compile(getattr(self.model, name)))
+        opt_cls = {"adamax": torch.optim.Adamax, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[recipe.optim.name]
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        if not params:
+            self.optimizer = None  # a reference forecast: nothing to train
+        else:
+            self.optimizer = opt_cls(params, lr=recipe.optim.lr, weight_decay=recipe.optim.weight_decay)
+        o = recipe.optim
+        decay = lambda epoch: max(o.decay**epoch, o.min_lr_factor)  # noqa: E731
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, decay) if self.optimizer else None
+        disc = None
+        if recipe.train.discriminators:
+            channels = self.model_config["in_channels"]
+            spec = self.data.train.window(0, 0)[2]
+            n_frames = len(spec.input_offsets) + len(spec.target_offsets)
+            d_img = ImageDiscriminator(channels).to(self.device)
+            d_seq = SequenceDiscriminator(channels, n_frames).to(self.device)
+            d_opt = opt_cls([*d_img.parameters(), *d_seq.parameters()], lr=o.disc_lr or o.lr)
+            disc = Discriminators(d_img, d_seq, d_opt)
+        self.disc = disc
+        net = self.model
+        if self.distributed and self.optimizer is not None:
+            net = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
+            )
+        self.net = net
+        self.step_fn = TrainStep(net, self.optimizer, disc, recipe.loss, grad_clip=o.grad_clip) if self.optimizer else None
+        self.steps_per_epoch = max(1, math.ceil(len(self.data.train) / self.world / recipe.data.batch_size))
+
+    def meta(self) -> dict[str, Any]:
+        """What the checkpoint sidecar records about this model."""
+        recipe = self.recipe
+        return {
+            "model": recipe.model.name,
+            "config": self.model_config,
+            "variables": self.data.variables,
+            "units": {v: UNITS.get(v, "1") for v in self.data.variables},
+            "time_unit": self.data.time_unit,
+            "grid": self.data.grid,
+            "static": self.data.static,
+            "normalization": self.data.normalizer.to_dict(),
+            "recipe": recipe.to_dict(),
+            "seed": recipe.train.seed,
+            "protocol": {"name": recipe.data.protocol, **recipe.data.protocol_args},
+            "trained_on": f"{recipe.data.dataset} ({recipe.data.split} split)",
+        }
+
+    def _training_state(self, epoch: int, batch_in_epoch: int, elapsed: float) -> dict[str, Any]:
+        state: dict[str, Any] = {
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "rng": ckpt.rng_state(),
+            "data": {"epoch": epoch, "batch": batch_in_epoch},
+            "elapsed_seconds": elapsed,
+        }
+        if self.disc is not None:
+            state["disc_image"] = self.disc.image.state_dict()
+            state["disc_sequence"] = self.disc.sequence.state_dict()
+            state["disc_optimizer"] = self.disc.optimizer.state_dict()
+        return state
+
+    def _save(self, step: int, epoch: int, batch_in_epoch: int, elapsed: float) -> Path | None:
+        if self.rank != 0:
+            return None
+        path = ckpt.save_checkpoint(self.run_dir, self.model, step, self.meta())
+        ckpt.save_training_state(self.run_dir, step, self._training_state(epoch, batch_in_epoch, elapsed))
+        ckpt.prune(self.run_dir, self.recipe.train.keep)
+        log.info("checkpoint %s", path)
+        return path
+
+    def _restore(self) -> tuple[int, int, int, float]:
+        latest = ckpt.latest_checkpoint(self.run_dir)
+        if latest is None:
+            log.info("no checkpoint in %s: starting from scratch", self.run_dir)
+            return 0, 0, 0, 0.0
+        loaded = ckpt.load_checkpoint(latest)
+        if loaded.meta.get("config") != _jsonable(self.model_config):
+            raise TrainingError(f"{latest} was trained with another model config; use a new --run-dir")
+        self.model.load_state_dict(loaded.state_dict)
+        state = ckpt.load_training_state(self.run_dir, loaded.step)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if self.disc is not None and "disc_image" in state:
+            self.disc.image.load_state_dict(state["disc_image"])
+            self.disc.sequence.load_state_dict(state["disc_sequence"])
+            self.disc.optimizer.load_state_dict(state["disc_optimizer"])
+        ckpt.set_rng_state(state["rng"])
+        log.info("resumed from step %d", loaded.step)
+        return loaded.step, int(state["data"]["epoch"]), int(state["data"]["batch"]), float(state["elapsed_seconds"])
+
+    def _loader(self, epoch: int, skip_batches: int) -> DataLoader:
+        data = self.recipe.data
+        sampler = EpochSampler(len(self.data.train), epoch, self.recipe.train.seed, shuffle=True,
+                               rank=self.rank, world=self.world, skip=skip_batches * data.batch_size)
+        kwargs: dict[str, Any] = {}
+        if data.num_workers:
+            kwargs = {"worker_init_fn": worker_init, "persistent_workers": False}
+        return DataLoader(self.data.train, batch_size=data.batch_size, sampler=sampler, collate_fn=collate_windows,
+                          num_workers=data.num_workers, **kwargs)
+
+    # ------------------------------------------------------------------ validation
+    @torch.no_grad()
+    def validate(self, step: int) -> dict[str, float]:
+        """Mean L1 (normalised) and RMSE per variable (physical units) on fixed validation windows."""
+        if self.data.validation is None:
+            return {}
+        self.model.eval()
+        loader = DataLoader(self.data.validation, batch_size=self.recipe.data.batch_size,
+                            sampler=EpochSampler(len(self.data.validation), 0, 0, shuffle=False),
+                            collate_fn=collate_windows)
+        std = torch.tensor(self.data.normalizer.std, dtype=torch.float32, device=self.device)
+        sums = {"l1": 0.0, "n": 0}
+        sq = torch.zeros(len(self.data.variables), device=self.device)
+        count = torch.zeros(len(self.data.variables), device=self.device)
+        sample = None
+        for batch in loader:
+            batch = _to_device(batch, self.device)
+            out = self.model(batch["inputs"], batch["input_times"], batch["target_times"], batch["input_mask"],
+                             batch.get("static"))
+            valid = torch.isfinite(batch["targets"]) & (batch["target_mask"] > 0)[..., None, None, None]
+            err = torch.where(valid, out.frames - torch.nan_to_num(batch["targets"]), torch.zeros(()))
+            sums["l1"] += float(err.abs().sum())
+            sums["n"] += int(valid.sum())
+            sq += (err**2).sum(dim=(0, 1, 3, 4)) * std**2
+            count += valid.sum(dim=(0, 1, 3, 4))
+            if sample is None:
+                sample = (batch["targets"][0].cpu(), out.frames[0].cpu())
+        scores = {"step": step, "val_l1": sums["l1"] / max(sums["n"], 1)}
+        for i, v in enumerate(self.data.variables):
+            scores[f"val_rmse_{v}"] = float(torch.sqrt(sq[i] / count[i].clamp_min(1)))
+        if sample is not None and self.rank == 0:
+            _write_sample(self.run_dir / "samples" / f"step-{step:08d}.png", sample, self.data.variables)
+        self.model.train()
+        return scores
+
+    # ------------------------------------------------------------------ loop
+    def fit(self) -> TrainResult:
+        self._setup()
+        if self.optimizer is None:
+            raise ConfigError(f"model {self.recipe.model.name!r} has no trainable parameters; evaluate it instead")
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        step, epoch, batch_in_epoch, elapsed = (0, 0, 0, 0.0)
+        if self.resume:
+            step, epoch, batch_in_epoch, elapsed = self._restore()
+        elif ckpt.latest_checkpoint(self.run_dir) is not None:
+            raise ConfigError(f"{self.run_dir} already holds checkpoints; pass --resume or use a new --run-dir")
+        t = self.recipe.train
+        max_steps = t.max_steps if t.max_steps is not None else float("inf")
+        if t.epochs is not None:
+            max_steps = min(max_steps, t.epochs * self.steps_per_epoch)
+        budget_s = t.max_minutes * 60 if t.max_minutes is not None else float("inf")
+        log_path = self.run_dir / "metrics.csv"
+        val_path = self.run_dir / "validation.csv"
+        if self.rank == 0:
+            _truncate_csv(log_path, step)
+            _truncate_csv(val_path, step)
+        result = TrainResult(steps=step, checkpoint=ckpt.latest_checkpoint(self.run_dir))
+        start = time.perf_counter() - elapsed
+        bar = None
+        if self.progress:
+            from tqdm.auto import tqdm
+
+            total = None if math.isinf(max_steps) else int(max_steps)
+            bar = tqdm(total=total, initial=step, desc=self.recipe.name, unit="step", dynamic_ncols=True)
+        self.model.train()
+        done = step >= max_steps
+        last_saved = step
+        while not done:
+            for batch in self._loader(epoch, batch_in_epoch):
+                t0 = time.perf_counter()
+                res = self.step_fn(_to_device(batch, self.device))
+                losses = res.losses
+                if not all(math.isfinite(v) for v in losses.values()):
+                    raise TrainingError(
+                        f"loss became non-finite at step {step + 1} ({losses}); last good checkpoint: "
+                        f"{ckpt.latest_checkpoint(self.run_dir)}; lower optim.lr or set optim.grad_clip"
+                    )
+                step += 1
+                batch_in_epoch += 1
+                row = {"step": step, "epoch": epoch, "lr": self.optimizer.param_groups[0]["lr"], **losses,
+                       "samples_per_s": len(batch["inputs"]) / (time.perf_counter() - t0)}
+                result.losses.append(row)
+                if self.rank == 0 and (step % t.log_every == 0 or step == 1):
+                    _append_csv(log_path, row)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{losses['total']:.4f}", sps=f"{row['samples_per_s']:.1f}")
+                if step % t.validate_every == 0:
+                    scores = self.validate(step)
+                    if scores and self.rank == 0:
+                        result.validation.append(scores)
+                        _append_csv(val_path, scores)
+                elapsed = time.perf_counter() - start
+                out_of_budget = step >= max_steps or elapsed >= budget_s
+                if step % t.checkpoint_every == 0 or out_of_budget:
+                    at_end = batch_in_epoch >= self.steps_per_epoch
+                    self._save(step, epoch + 1 if at_end else epoch, 0 if at_end else batch_in_epoch, elapsed)
+                    last_saved = step
+                if out_of_budget:
+                    done = True
+                    break
+            else:
+                epoch += 1
+                batch_in_epoch = 0
+                self.scheduler.step()
+                continue
+            if not done:
+                epoch += 1
+                batch_in_epoch = 0
+        if last_saved != step:
+            self._save(step, epoch, batch_in_epoch, time.perf_counter() - start)
+        if bar is not None:
+            bar.close()
+        result.steps = step
+        result.checkpoint = ckpt.latest_checkpoint(self.run_dir)
+        if self.distributed:
+            self._check_replicas_agree()
+        return result
+
+    def _check_replicas_agree(self) -> None:
+        """Every rank must end with the same weights (DDP averaged the gradients)."""
+        flat = torch.cat([p.detach().float().flatten() for p in self.model.parameters()])
+        checksum = torch.stack([flat.sum(), (flat * torch.arange(len(flat), device=flat.device) % 7).sum()]).cpu()
+        gathered = [torch.zeros_like(checksum) for _ in range(self.world)]
+        torch.distributed.all_gather(gathered, checksum)
+        if any(not torch.allclose(g, gathered[0]) for g in gathered):
+            raise TrainingError(f"ranks ended with different weights: {[g.tolist() for g in gathered]}")
+        log.info("all %d ranks hold identical weights (checksum %s)", self.world, gathered[0].tolist())
+
+
+def _jsonable(value: Any) -> Any:
+    import json
+
+    return json.loads(json.dumps(ckpt._to_json(value)))
+
+
+def _append_csv(path: Path, row: dict[str, Any]) -> None:
+    new = not path.exists()
+    with open(path, "a", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(row))
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+
+
+def _truncate_csv(path: Path, step: int) -> None:
+    """Drop rows logged after ``step`` (a resumed run rewrites them)."""
+    if not path.exists():
+        return
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    if not rows:
+        return
+    keep = [r for r in rows if int(float(r["step"])) <= step]
+    from climode.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(keep)
+
+
+def _write_sample(path: Path, sample: tuple[torch.Tensor, torch.Tensor], variables: list[str]) -> None:
+    """Truth and prediction of the last lead of one validation window, one column per variable."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:  # plotting is an optional extra
+        return
+    truth, pred = sample[0][-1].numpy(), sample[1][-1].numpy()
+    n = min(len(variables), truth.shape[0])
+    fig, axes = plt.subplots(2, n, figsize=(3 * n, 5), squeeze=False)
+    for i in range(n):
+        vmin, vmax = np.nanmin(truth[i]), np.nanmax(truth[i])
+        for row, (title, field_) in enumerate((("truth", truth[i]), ("forecast", pred[i]))):
+            ax = axes[row][i]
+            ax.imshow(field_, origin="lower", vmin=vmin, vmax=vmax, cmap="viridis")
+            ax.set_title(f"{variables[i]} {title}", fontsize=8)
+            ax.set_xticks([]), ax.set_yticks([])
+    fig.tight_layout()
+    from climode.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=80)
+    plt.close(fig)
