@@ -71,14 +71,19 @@ class TrainStep:
         self.weights = weights or LossWeights()
         self.grad_clip = grad_clip
 
+    @property
+    def config(self):
+        """The model's config (through a DistributedDataParallel wrapper if there is one)."""
+        return getattr(self.model, "module", self.model).config
+
     def _autocast(self, device: torch.device):
-        if self.model.config.amp and device.type == "cuda":
+        if self.config.amp and device.type == "cuda":
             return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
     def generator_losses(self, batch: dict, out: VidODEOutput) -> dict[str, torch.Tensor]:
         """L_recon, L_diff (when D is a difference) and the KL term (when z0 is sampled)."""
-        cfg = self.model.config
+        cfg = self.config
         targets, target_mask = batch["targets"], batch.get("target_mask")
         losses = {"recon": recon_loss(out.frames, targets, target_mask)}
         if getattr(cfg, "use_composition", False) and out.diff is not None and self.weights.diff:

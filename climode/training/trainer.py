@@ -219,8 +219,9 @@ class Trainer:
     def _save(self, step: int, epoch: int, batch_in_epoch: int, elapsed: float) -> Path | None:
         if self.rank != 0:
             return None
-        path = ckpt.save_checkpoint(self.run_dir, self.model, step, self.meta())
+        # the training state first: the model sidecar, written last, marks the checkpoint complete
         ckpt.save_training_state(self.run_dir, step, self._training_state(epoch, batch_in_epoch, elapsed))
+        path = ckpt.save_checkpoint(self.run_dir, self.model, step, self.meta())
         ckpt.prune(self.run_dir, self.recipe.train.keep)
         log.info("checkpoint %s", path)
         return path
@@ -337,6 +338,11 @@ class Trainer:
                 row = {"step": step, "epoch": epoch, "lr": self.optimizer.param_groups[0]["lr"], **losses,
                        "samples_per_s": len(batch["inputs"]) / (time.perf_counter() - t0)}
                 result.losses.append(row)
+                epoch_done = batch_in_epoch >= self.steps_per_epoch
+                if epoch_done:  # the schedule steps per epoch, before any checkpoint of this step
+                    epoch += 1
+                    batch_in_epoch = 0
+                    self.scheduler.step()
                 if self.rank == 0 and (step % t.log_every == 0 or step == 1):
                     _append_csv(log_path, row)
                 if bar is not None:
@@ -348,22 +354,12 @@ class Trainer:
                         result.validation.append(scores)
                         _append_csv(val_path, scores)
                 elapsed = time.perf_counter() - start
-                out_of_budget = step >= max_steps or elapsed >= budget_s
-                if step % t.checkpoint_every == 0 or out_of_budget:
-                    at_end = batch_in_epoch >= self.steps_per_epoch
-                    self._save(step, epoch + 1 if at_end else epoch, 0 if at_end else batch_in_epoch, elapsed)
+                done = step >= max_steps or elapsed >= budget_s
+                if step % t.checkpoint_every == 0 or done:
+                    self._save(step, epoch, batch_in_epoch, elapsed)
                     last_saved = step
-                if out_of_budget:
-                    done = True
+                if done or epoch_done:
                     break
-            else:
-                epoch += 1
-                batch_in_epoch = 0
-                self.scheduler.step()
-                continue
-            if not done:
-                epoch += 1
-                batch_in_epoch = 0
         if last_saved != step:
             self._save(step, epoch, batch_in_epoch, time.perf_counter() - start)
         if bar is not None:
