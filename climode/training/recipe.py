@@ -57,6 +57,12 @@ class DataSection:
         bad = sorted(set(self.static) - allowed_static)
         if bad:
             raise ConfigError(f"data.static has unknown channel {bad[0]!r}; allowed: {', '.join(sorted(allowed_static))}")
+        from climode.data.sampling import get_protocol
+
+        try:
+            get_protocol(self.protocol, **self.protocol_args)
+        except ConfigError as exc:
+            raise ConfigError(f"data.protocol: {exc}") from exc
 
 
 @dataclass
