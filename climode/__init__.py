@@ -15,9 +15,13 @@ from climode._version import __version__
 
 _LAZY = {
     "open_dataset": "climode.data.open",
+    "load_model": "climode.forecast.forecaster",
+    "forecast": "climode.forecast",
 }
 
 __all__ = ["__version__", *_LAZY]
+
+from climode import accessor as _accessor  # noqa: E402,F401  registers ds.climode
 
 
 def __getattr__(name: str):

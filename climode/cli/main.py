@@ -29,7 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Continuous-time forecasting of gridded fields (U850, V850, PSL) and video with Vid-ODE.",
     )
     parser.add_argument("--version", action="version", version=f"climode {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="log what climode does (-v), and debug messages (-vv)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMANDS:
         try:
@@ -46,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     quiet = getattr(args, "quiet", False)
-    level = logging.DEBUG if args.verbose else logging.WARNING if quiet else logging.INFO
+    level = logging.ERROR if quiet else {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     if not getattr(args, "func", None):
         parser.print_help()
