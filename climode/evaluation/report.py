@@ -1,0 +1,54 @@
+"""Markdown tables of an evaluation, like the papers' tables."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+
+def _fmt(x: Any, digits: int = 3) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    return f"{x:.{digits}g}" if abs(x) < 1000 else f"{x:.0f}"
+
+
+def markdown_report(results: dict[str, Any]) -> str:
+    """RMSE per variable by lead (with 95% CIs overall) and the track scores, one row per system."""
+    meta = results["meta"]
+    systems = [k for k in results if k != "meta"]
+    leads = list(results[systems[0]]["leads"])
+    variables = [v for v in results[systems[0]]["overall"] if v != "track"]
+    lines = [f"# climode evaluation: {meta['model']} on {meta['data']} ({meta['split']})", "",
+             f"{meta['n_windows']} windows, {meta['n_storms']} truth storm centres, seeds {meta['seeds']}; "
+             f"95% bootstrap intervals over windows ({meta['bootstrap']} resamples).", ""]
+    for v in variables:
+        lines += [f"## {v}: latitude-weighted RMSE", "",
+                  "| system | " + " | ".join(f"+{h} h" for h in leads) + " | overall | 95% CI | ACC |",
+                  "|---" * (len(leads) + 4) + "|"]
+        for s in systems:
+            row = [_fmt(results[s]["leads"][h][v]["rmse"]) for h in leads]
+            ci = meta["ci95"][s][v]["rmse"]
+            lines.append(f"| {s} | " + " | ".join(row) + f" | {_fmt(results[s]['overall'][v]['rmse'])} | "
+                         f"[{_fmt(ci[0])}, {_fmt(ci[1])}] | {_fmt(results[s]['overall'][v]['acc'])} |")
+        lines.append("")
+    if "track" in results[systems[0]]["overall"]:
+        lines += ["## Cyclone tracks (matched within 300 km; misses counted in POD)", "",
+                  "| system | track error km | 95% CI | POD | FAR | min PSL error hPa | "
+                  + " | ".join(f"track km +{h} h" for h in leads) + " |",
+                  "|---" * (5 + len(leads)) + "|"]
+        for s in systems:
+            t = results[s]["overall"]["track"]
+            ci = meta["ci95"][s]["track"]["track_error_km"]
+            per = [_fmt(results[s]["leads"][h]["track"]["track_error_km"]) for h in leads]
+            lines.append(f"| {s} | {_fmt(t['track_error_km'])} | [{_fmt(ci[0])}, {_fmt(ci[1])}] | {_fmt(t['pod'])} | "
+                         f"{_fmt(t['far'])} | {_fmt(t['min_psl_error_hpa'])} | " + " | ".join(per) + " |")
+        lines.append("")
+    if meta.get("paired"):
+        lines += ["## RMSE ratio to persistence (paired bootstrap, 95% CI)", "", "| system | " + " | ".join(variables) + " |",
+                  "|---" * (len(variables) + 1) + "|"]
+        for s, per in meta["paired"].items():
+            lines.append(f"| {s} | " + " | ".join(
+                f"[{_fmt(per[v]['rmse_ratio_to_persistence_ci95'][0])}, {_fmt(per[v]['rmse_ratio_to_persistence_ci95'][1])}]"
+                for v in variables) + " |")
+        lines.append("")
+    return "\n".join(lines)
