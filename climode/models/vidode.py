@@ -113,8 +113,11 @@ class VidODE(nn.Module):
         frames = inputs[torch.as_tensor(obs_b, device=device), torch.as_tensor(obs_t, device=device)]
         if static is not None:
             frames = torch.cat([frames, static[torch.as_tensor(obs_b, device=device)].to(frames.dtype)], dim=1)
-        with self._autocast(device):
-            feats = self.encoder(frames)  # masked frames never reach E
+        with self._autocast(device):  # masked frames never reach E
+            if self.config.memory_saving and torch.is_grad_enabled():
+                feats = checkpoint(self.encoder, frames, use_reentrant=False)
+            else:
+                feats = self.encoder(frames)
         lookup = np.full(mask.shape, -1, dtype=np.int64)
         lookup[obs_b, obs_t] = np.arange(len(obs_b))
         hidden = feats.new_zeros((b, *feats.shape[1:]), dtype=torch.float32)
