@@ -147,13 +147,19 @@ class Forecaster:
         return abs(have_lat - dlat) > 0.01 * dlat or abs(have_lon - dlon) > 0.01 * dlon
 
     def _model_grid(self, ds: xr.Dataset) -> xr.Dataset:
-        """Bilinear regridding (xarray/scipy) onto the training grid spacing, over the same domain."""
+        """Bilinear regridding (xarray/scipy) onto the training grid spacing, over the same domain.
+
+        Missing cells do not fray the field: values are extended into them by
+        nearest-neighbour filling before interpolating, and a target cell is
+        missing only where its nearest source cell is.
+        """
         dlat, dlon = self.grid["dlat"], self.grid["dlon"]
-        lat = np.arange(float(ds.lat[0]), float(ds.lat[-1]) + 1e-6, dlat)
-        lon = np.arange(float(ds.lon[0]), float(ds.lon[-1]) + 1e-6, dlon)
+        # cover the whole domain: the last row and column may reach a little past it
+        lat = np.arange(float(ds.lat[0]), float(ds.lat[-1]) + dlat - 1e-6, dlat)
+        lon = np.arange(float(ds.lon[0]), float(ds.lon[-1]) + dlon - 1e-6, dlon)
         log.info("regridding from %.3g x %.3g to the model's %.3g x %.3g degrees",
                  float(np.diff(ds.lat).mean()), float(np.diff(ds.lon).mean()), dlat, dlon)
-        return ds.interp(lat=lat, lon=lon, method="linear")
+        return regrid(ds, lat, lon)
 
     def _static(self, lat: np.ndarray, lon: np.ndarray) -> np.ndarray | None:
         layers = []
@@ -235,7 +241,7 @@ class Forecaster:
         pred = self.normalizer.denormalize(pred, channel_axis=2)
         pred = np.where(valid[None, None], pred, np.nan)
         result = self._to_dataset(pred, padded, crop, original if regridded else None, first_obs, init_time,
-                                  request.hours, init_hours, ds, members)
+                                  request.hours, init_hours, ds, members, observed)
         result.attrs["climode_notes"] = "; ".join(notes) if notes else ""
         for note in notes:
             log.info("%s", note)
@@ -243,7 +249,8 @@ class Forecaster:
                                       [h - init_hours for h in request.hours], notes)
         return result
 
-    def _to_dataset(self, pred, padded, crop, regrid_back, first_obs, init_time, hours, init_hours, source, members):
+    def _to_dataset(self, pred, padded, crop, regrid_back, first_obs, init_time, hours, init_hours, source, members,
+                    observed):
         valid_times = [_add_hours(first_obs, h) for h in hours]
         period = np.array([h - init_hours for h in hours]) * np.timedelta64(3600, "s")
         data_vars = {}
@@ -263,9 +270,12 @@ class Forecaster:
         out = xr.Dataset(data_vars)
         out = crop(out)
         if regrid_back is not None:
-            out = out.interp(lat=regrid_back["lat"].values, lon=regrid_back["lon"].values, method="linear")
-            invalid = ~np.isfinite(regrid_back[self.variables[0]].values).any(axis=0)
-            out = out.where(~xr.DataArray(invalid, dims=("lat", "lon")))
+            back = regrid(out, regrid_back["lat"].values, regrid_back["lon"].values, keep_missing=False)
+            for var in self.variables:  # NaN exactly where the original inputs never had a value
+                seen = np.isfinite(regrid_back[var].values[observed]).any(axis=0)
+                back[var] = back[var].where(xr.DataArray(seen, dims=("lat", "lon")))
+                back[var].attrs = out[var].attrs
+            out = back
         out = out.assign_coords(
             time=("time", np.array(valid_times, dtype=object) if not isinstance(valid_times[0], np.datetime64)
                   else np.array(valid_times)),
@@ -299,6 +309,53 @@ class Forecaster:
             "climode_disclaimer": self.meta.get("disclaimer", ""),
         }
         return out
+
+
+def _fill_nearest(values: np.ndarray) -> np.ndarray:
+    """Fill NaN cells of the last two axes with their nearest finite neighbour (scipy.ndimage)."""
+    from scipy import ndimage
+
+    out = np.array(values, dtype=np.float64, copy=True)
+    flat = out.reshape(-1, *out.shape[-2:])
+    for field_ in flat:
+        bad = ~np.isfinite(field_)
+        if bad.any() and not bad.all():
+            _, (iy, ix) = ndimage.distance_transform_edt(bad, return_indices=True)
+            field_[bad] = field_[iy[bad], ix[bad]]
+    return out
+
+
+def regrid(ds: xr.Dataset, lat: np.ndarray, lon: np.ndarray, keep_missing: bool = True) -> xr.Dataset:
+    """Bilinear regridding of every (..., lat, lon) variable that does not fray missing cells.
+
+    Values are extended into missing cells by nearest neighbours and
+    interpolated bilinearly with ``scipy.ndimage.map_coordinates``; target cells
+    beyond the source grid take the edge values.  With ``keep_missing`` a target
+    cell is missing where its nearest source cell is.
+    """
+    from scipy import ndimage
+
+    src_lat, src_lon = ds["lat"].values.astype(np.float64), ds["lon"].values.astype(np.float64)
+    iy = np.interp(lat, src_lat, np.arange(len(src_lat)))
+    ix = np.interp(lon, src_lon, np.arange(len(src_lon)))
+    gy, gx = np.meshgrid(iy, ix, indexing="ij")
+    ny_idx, nx_idx = np.rint(gy).astype(int), np.rint(gx).astype(int)
+    out = {}
+    for name, da in ds.data_vars.items():
+        if "lat" not in da.dims or "lon" not in da.dims:
+            continue
+        da = da.transpose(..., "lat", "lon")
+        filled = _fill_nearest(da.values)
+        flat = filled.reshape(-1, *filled.shape[-2:])
+        result = np.stack([ndimage.map_coordinates(f, [gy, gx], order=1, mode="nearest") for f in flat])
+        result = result.reshape(*filled.shape[:-2], len(lat), len(lon))
+        if keep_missing:
+            missing = np.isnan(da.values)[..., ny_idx, nx_idx]
+            result = np.where(missing, np.nan, result)
+        coords = {d: da[d].values for d in da.dims[:-2] if d in da.coords}
+        coords.update(lat=lat, lon=lon)
+        out[name] = xr.DataArray(result.astype(da.dtype), dims=da.dims, coords=coords, attrs=da.attrs)
+    return xr.Dataset(out, attrs=ds.attrs)
 
 
 def _add_hours(t0, hours: float):

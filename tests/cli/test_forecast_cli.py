@@ -45,3 +45,16 @@ def test_bad_input_is_one_line_and_exit_code_2(checkpoint, tmp_path, args, messa
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("climode: error:") and message in lines[0].lower(), proc.stderr
+
+
+def test_maps_draw_without_any_map_data(checkpoint, tmp_path, monkeypatch, caplog):
+    import climode.plotting as plotting
+
+    monkeypatch.setattr(plotting, "MAP_DATA_DIRS", ())
+    monkeypatch.setattr(plotting, "_warned", False)
+    monkeypatch.delenv("CLIMODE_MAP_DATA", raising=False)
+    png = tmp_path / "map.png"
+    assert main(["forecast", "--checkpoint", str(checkpoint), "--times", "+3h,+6h", "--output",
+                 str(tmp_path / "f.nc"), "--plot", str(png), "--quiet", "--device", "cpu"]) == 0
+    assert (tmp_path / "map_000.png").exists() and (tmp_path / "map_001.png").exists()
+    assert sum("without coastlines" in r.message for r in caplog.records) == 1

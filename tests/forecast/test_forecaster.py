@@ -109,3 +109,19 @@ def test_dataarray_accessor(forecaster, sample):
     da = sample[["U850", "V850", "PSL"]].to_dataarray(dim="variable")
     out = da.climode.predict("+3h", model=forecaster)
     assert out.dims[0] == "variable" and out.sizes["time"] == 1
+
+
+NCL = "/usr/share/ncarg/data/cdf/Ustorm.cdf"
+
+
+@pytest.mark.skipif(not __import__("os").path.exists(NCL), reason="Debian's libncarg-data is not installed")
+def test_real_storm_data_on_non_square_cells(forecaster):
+    obs = climode.open_dataset("ncl_storm_1996")
+    out = forecaster.predict(obs, "+6h,+12h", init="1996-01-09T12:00")
+    assert out.sizes["lat"] == obs.sizes["lat"] and out.sizes["lon"] == obs.sizes["lon"]  # 1.25 x 2.5 degrees
+    used = obs["PSL"].sel(time=slice(None, "1996-01-09T12:00")).isel(time=slice(-5, None))  # the 5 inputs used
+    missing_everywhere = used.isnull().all("time").values
+    psl = out["PSL"].values
+    assert np.isnan(psl[:, missing_everywhere]).all()
+    assert np.isfinite(psl[:, ~missing_everywhere]).all()
+    assert str(out["forecast_reference_time"].values).startswith("1996-01-09T12")
