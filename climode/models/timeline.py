@@ -78,7 +78,7 @@ def observed_times(times: np.ndarray, mask: np.ndarray) -> list[np.ndarray]:
     return out
 
 
-def _union(values: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+def union_times(values: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
     """Sorted union of float arrays (equal within TIME_EPS) and each array's indices into it."""
     flat = np.concatenate(values) if values else np.zeros(0)
     keys = np.round(flat / TIME_EPS).astype(np.int64)
@@ -98,7 +98,7 @@ def plan_encoder(times: np.ndarray, mask: np.ndarray, time_scale: float, reverse
     origin = np.array([times[b, idx[0] if reverse else idx[-1]] for b, idx in enumerate(obs)])
     sign = -1.0 if reverse else 1.0
     rel = [sign * (times[b, idx] - start[b]) / time_scale for b, idx in enumerate(obs)]
-    sigma, where = _union(rel)
+    sigma, where = union_times(rel)
     updates: list[tuple[list[int], list[int]]] = [([], []) for _ in sigma]
     finish: list[list[int]] = [[] for _ in sigma]
     for b, (idx, pos) in enumerate(zip(obs, where)):
@@ -170,7 +170,7 @@ def plan_decoder(
             prev_time[b, k] = times[b, anchor] + step * grid_prev
     needed.append(((query_times - origin[:, None]) / time_scale).ravel())
     needed.append(np.zeros(1))
-    tau, where = _union(needed)
+    tau, where = union_times(needed)
     row_latent = np.full((len(row_list), n_max + 1), -1, dtype=np.int64)
     for r, pos in enumerate(where[: len(row_list)]):
         row_latent[r, : len(pos)] = pos

@@ -46,13 +46,58 @@ class VidODEOutput:
     extra_losses: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
-def _as_batch_times(t: torch.Tensor | np.ndarray | list, batch: int, name: str) -> np.ndarray:
+def as_batch_times(t: torch.Tensor | np.ndarray | list, batch: int, name: str) -> np.ndarray:
     arr = t.detach().cpu().double().numpy() if isinstance(t, torch.Tensor) else np.asarray(t, dtype=np.float64)
     if arr.ndim == 1:
         arr = np.broadcast_to(arr, (batch, arr.shape[0]))
     if arr.ndim != 2 or arr.shape[0] != batch:
         raise ModelInputError(f"{name} must have shape [T] or [B, T] with B={batch}, got {tuple(arr.shape)}")
     return np.ascontiguousarray(arr)
+
+
+def solve_from_origin(func: ODEFunc, z0: torch.Tensor, tau: np.ndarray, solver) -> torch.Tensor:
+    """h at every time tau (model units from each sample's origin, where h = z0): [U, B, ...].
+
+    One solve forward over the non-negative times and, if any, one backward.
+    """
+    neg = tau < -TIME_EPS / 2
+    parts = []
+    if neg.any():
+        back = np.concatenate([[0.0], tau[neg][::-1]])
+        parts.append(integrate(func, z0, torch.tensor(back), solver)[1:].flip(0))
+    pos = tau[~neg]
+    if len(pos) == 1:
+        parts.append(z0.float().unsqueeze(0))
+    else:
+        parts.append(integrate(func, z0, torch.tensor(pos), solver))
+    return torch.cat(parts) if len(parts) > 1 else parts[0]
+
+
+def validate_inputs(cfg, inputs: torch.Tensor, times: np.ndarray, mask: np.ndarray, static=None) -> None:
+    """Shape, channel, stride, time/mask and NaN checks shared by every learned model."""
+    if inputs.ndim != 5:
+        raise ModelInputError(f"inputs must have shape [B, T, C, H, W], got {tuple(inputs.shape)}")
+    b, t, c, h, w = inputs.shape
+    if c != cfg.in_channels:
+        raise ModelInputError(f"inputs have {c} channels but the model expects {cfg.in_channels}")
+    if h % cfg.stride or w % cfg.stride:
+        raise ModelInputError(
+            f"spatial size {h}x{w} is not divisible by the encoder stride {cfg.stride}; "
+            "pad or crop the grid to a multiple of it"
+        )
+    if times.shape[1] != t or mask.shape != (b, t):
+        raise ModelInputError(
+            f"input times {times.shape} and mask {mask.shape} must match the {t} input frames of the batch"
+        )
+    if cfg.static_channels:
+        if static is None or tuple(static.shape) != (b, cfg.static_channels, h, w):
+            raise ModelInputError(f"static channels must have shape {(b, cfg.static_channels, h, w)}")
+    observed = inputs[torch.as_tensor(mask > 0, device=inputs.device)]
+    if not bool(torch.isfinite(observed).all()):
+        raise ModelInputError(
+            "observed input frames contain NaN or inf; fill missing cells (e.g. with the mean) "
+            "or mark the frame unobserved with mask 0"
+        )
 
 
 class VidODE(nn.Module):
@@ -77,32 +122,6 @@ class VidODE(nn.Module):
         if self.config.amp and device.type == "cuda":
             return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
-
-    def _validate(self, inputs, times, mask, queries, static) -> None:
-        cfg = self.config
-        if inputs.ndim != 5:
-            raise ModelInputError(f"inputs must have shape [B, T, C, H, W], got {tuple(inputs.shape)}")
-        b, t, c, h, w = inputs.shape
-        if c != cfg.in_channels:
-            raise ModelInputError(f"inputs have {c} channels but the model expects {cfg.in_channels}")
-        if h % cfg.stride or w % cfg.stride:
-            raise ModelInputError(
-                f"spatial size {h}x{w} is not divisible by the encoder stride {cfg.stride}; "
-                "pad or crop the grid to a multiple of it"
-            )
-        if times.shape[1] != t or mask.shape != (b, t):
-            raise ModelInputError(
-                f"input times {times.shape} and mask {mask.shape} must match the {t} input frames of the batch"
-            )
-        if cfg.static_channels:
-            if static is None or tuple(static.shape) != (b, cfg.static_channels, h, w):
-                raise ModelInputError(f"static channels must have shape {(b, cfg.static_channels, h, w)}")
-        observed = inputs[torch.as_tensor(mask > 0, device=inputs.device)]
-        if not bool(torch.isfinite(observed).all()):
-            raise ModelInputError(
-                "observed input frames contain NaN or inf; fill missing cells (e.g. with the mean) "
-                "or mark the frame unobserved with mask 0"
-            )
 
     # ------------------------------------------------------------------ encoder
     def encode(self, inputs, plan: EncoderPlan, mask: np.ndarray, static=None) -> torch.Tensor:
@@ -150,19 +169,7 @@ class VidODE(nn.Module):
 
     # ------------------------------------------------------------------ decoder
     def _solve_decoder(self, z0: torch.Tensor, tau: np.ndarray) -> torch.Tensor:
-        """h at every decoder time tau (model units from each origin): [U, B, c', h', w']."""
-        solver = self.config.decoder_solver
-        neg = tau < -TIME_EPS / 2
-        parts = []
-        if neg.any():
-            back = np.concatenate([[0.0], tau[neg][::-1]])
-            parts.append(integrate(self.decoder_ode, z0, torch.tensor(back), solver)[1:].flip(0))
-        pos = tau[~neg]
-        if len(pos) == 1:
-            parts.append(z0.float().unsqueeze(0))
-        else:
-            parts.append(integrate(self.decoder_ode, z0, torch.tensor(pos), solver))
-        return torch.cat(parts) if len(parts) > 1 else parts[0]
+        return solve_from_origin(self.decoder_ode, z0, tau, self.config.decoder_solver)
 
     def _step(self, h: torch.Tensor, h_prev: torch.Tensor, previous: torch.Tensor):
         cfg = self.config
@@ -248,10 +255,10 @@ class VidODE(nn.Module):
         if inputs.ndim != 5:
             raise ModelInputError(f"inputs must have shape [B, T, C, H, W], got {tuple(inputs.shape)}")
         batch, n_in = inputs.shape[:2]
-        times = _as_batch_times(input_times, batch, "input_times")
-        queries = _as_batch_times(query_times, batch, "query_times")
-        mask = np.ones((batch, n_in)) if input_mask is None else _as_batch_times(input_mask, batch, "input_mask")
-        self._validate(inputs, times, mask, queries, static)
+        times = as_batch_times(input_times, batch, "input_times")
+        queries = as_batch_times(query_times, batch, "query_times")
+        mask = np.ones((batch, n_in)) if input_mask is None else as_batch_times(input_mask, batch, "input_mask")
+        validate_inputs(cfg, inputs, times, mask, static)
         self.encoder_ode.reset_nfe()
         self.decoder_ode.reset_nfe()
         enc_plan = plan_encoder(times, mask, cfg.time_scale, cfg.reverse_inputs)

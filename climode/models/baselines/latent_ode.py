@@ -47,8 +47,8 @@ from climode.models.config import SolverConfig
 from climode.models.convgru import ConvGRUCell
 from climode.models.encoder import ConvEncoder, Z0Head
 from climode.models.odefunc import ODEFunc, integrate
-from climode.models.timeline import EncoderPlan, _union, plan_encoder
-from climode.models.vidode import VidODE, VidODEOutput
+from climode.models.timeline import EncoderPlan, plan_encoder, union_times
+from climode.models.vidode import VidODE, VidODEOutput, solve_from_origin
 from climode.training.losses import kl_standard_normal
 
 
@@ -218,8 +218,8 @@ class ODEDecoding:
         obs_b, obs_t = (np.nonzero(mask > 0) if mask is not None else (None, None))
         if times is not None:
             parts.append((times[obs_b, obs_t] - origin[obs_b]) / ts)
-        tau, where = _union(parts)
-        latents = VidODE._solve_decoder(self, z0, tau)  # [U, B, ...]
+        tau, where = union_times(parts)
+        latents = solve_from_origin(self.decoder_ode, z0, tau, self.config.decoder_solver)  # [U, B, ...]
         device = z0.device
         qb = np.repeat(np.arange(queries.shape[0]), queries.shape[1])
         at_queries = latents[torch.as_tensor(where[1], device=device), torch.as_tensor(qb, device=device)]

@@ -36,7 +36,7 @@ from climode.models.config import ModelConfig, SolverConfig, from_dict
 from climode.models.convgru import ConvGRUCell
 from climode.models.encoder import ConvEncoder
 from climode.models.timeline import TIME_EPS, EncoderPlan, observed_times, plan_decoder
-from climode.models.vidode import VidODE, VidODEOutput, _as_batch_times
+from climode.models.vidode import VidODE, VidODEOutput, as_batch_times, validate_inputs
 
 log = logging.getLogger(__name__)
 
@@ -172,10 +172,10 @@ def prepare_inputs(model: nn.Module, inputs, input_times, query_times, input_mas
     if inputs.ndim != 5:
         raise ModelInputError(f"inputs must have shape [B, T, C, H, W], got {tuple(inputs.shape)}")
     batch, n_in = inputs.shape[:2]
-    times = _as_batch_times(input_times, batch, "input_times")
-    queries = _as_batch_times(query_times, batch, "query_times")
-    mask = np.ones((batch, n_in)) if input_mask is None else _as_batch_times(input_mask, batch, "input_mask")
-    VidODE._validate(model, inputs, times, mask, queries, static)  # shared checks (shape, channels, NaN)
+    times = as_batch_times(input_times, batch, "input_times")
+    queries = as_batch_times(query_times, batch, "query_times")
+    mask = np.ones((batch, n_in)) if input_mask is None else as_batch_times(input_mask, batch, "input_mask")
+    validate_inputs(model.config, inputs, times, mask, static)  # shared checks (shape, channels, NaN)
     obs = observed_times(times, mask)
     if not np.all(np.isfinite(queries)):
         raise ModelInputError("query times must be finite")
