@@ -484,3 +484,32 @@ def pad_to_multiple(
         return arr[..., crop_y, crop_x]
 
     return padded, unpad
+
+
+def pad_dataset_with_nan(ds, multiple: int, dims: tuple[str, str] = ("lat", "lon")):
+    """Pad a Dataset's ``dims`` at their ends with NaN cells so both sizes divide by ``multiple``.
+
+    The coordinates are extended at their own spacing, so derived inputs (cos
+    latitude) stay meaningful; the NaN cells count as missing everywhere (never
+    in a loss, NaN in a forecast).  Returns ``(padded, crop)`` where ``crop(obj)``
+    selects the original cells again.
+    """
+    pads = {}
+    for dim in dims:
+        n = ds.sizes[dim]
+        pads[dim] = (-n) % multiple
+    if not any(pads.values()):
+        return ds, lambda obj: obj
+    original = {dim: ds[dim].values for dim in dims}
+    padded = ds.pad({d: (0, p) for d, p in pads.items() if p}, mode="constant")
+    for dim, p in pads.items():
+        if p:
+            values = np.asarray(original[dim], dtype=np.float64)
+            step = values[-1] - values[-2] if len(values) > 1 else 1.0
+            extended = np.concatenate([values, values[-1] + step * np.arange(1, p + 1)])
+            padded = padded.assign_coords({dim: (dim, extended, ds[dim].attrs)})
+
+    def crop(obj):
+        return obj.isel({dim: slice(0, len(original[dim])) for dim in dims if dim in obj.dims})
+
+    return padded, crop

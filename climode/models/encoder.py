@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
+
+from climode.models.config import SolverConfig
+from climode.models.odefunc import integrate
+from climode.models.timeline import EncoderPlan
 
 
 class ConvEncoder(nn.Module):
@@ -45,3 +50,36 @@ class Z0Head(nn.Module):
         with torch.autocast(device_type=h.device.type, enabled=False):
             mean, raw_std = self.net(h.float()).chunk(2, dim=1)
         return mean, nn.functional.softplus(raw_std) + 1e-4
+
+
+def ode_rnn_encode(x, lookup: np.ndarray, plan: EncoderPlan, ode: nn.Module, solver: SolverConfig, update) -> torch.Tensor:
+    """ODE-RNN over the union of per-sample encoder times: each sample's final state.
+
+    ``x`` holds the features of the observed frames, ``lookup[b, t]`` the row of
+    frame t of sample b.  The state starts at zero, is advanced by ``ode`` across
+    each gap of ``plan.sigma`` and updated as ``update(h, x)`` where samples are
+    observed; samples leave the batch once their encoding ends.
+    """
+    batch = lookup.shape[0]
+    device = x.device
+    hidden = x.new_zeros((batch, *x.shape[1:]), dtype=torch.float32)
+    active = np.arange(batch)
+    final: dict[int, torch.Tensor] = {}
+    for j, sigma in enumerate(plan.sigma):
+        if j > 0 and len(active):
+            span = torch.tensor([plan.sigma[j - 1], sigma], dtype=torch.float32)
+            hidden = integrate(ode, hidden, span, solver)[-1]
+        samples, frames = plan.updates[j]
+        if len(samples):
+            rows = torch.as_tensor(np.searchsorted(active, samples), device=device)
+            new = update(hidden[rows], x[torch.as_tensor(lookup[samples, frames], device=device)])
+            hidden = hidden.index_copy(0, rows, new)
+        done = plan.finish[j]
+        if len(done):
+            pos = np.searchsorted(active, done)
+            for s, p in zip(done, pos):
+                final[int(s)] = hidden[int(p)]
+            keep = np.setdiff1d(np.arange(len(active)), pos)
+            active = active[keep]
+            hidden = hidden[torch.as_tensor(keep, device=device)]
+    return torch.stack([final[s] for s in range(batch)])

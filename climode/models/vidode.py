@@ -18,8 +18,8 @@ from torch.utils.checkpoint import checkpoint
 from climode.errors import ModelInputError
 from climode.models.config import ModelConfig
 from climode.models.convgru import ConvGRUCell
-from climode.models.decoder import ConvDecoder, DecoderStep, compose
-from climode.models.encoder import ConvEncoder, Z0Head
+from climode.models.decoder import ConvDecoder, compose
+from climode.models.encoder import ConvEncoder, Z0Head, ode_rnn_encode
 from climode.models.odefunc import ODEFunc, integrate
 from climode.models.timeline import TIME_EPS, DecoderPlan, EncoderPlan, plan_decoder, plan_encoder
 
@@ -126,7 +126,6 @@ class VidODE(nn.Module):
     # ------------------------------------------------------------------ encoder
     def encode(self, inputs, plan: EncoderPlan, mask: np.ndarray, static=None) -> torch.Tensor:
         """Run the ODE-ConvGRU encoder (Eq. 1) and return each sample's final state h_T."""
-        b = inputs.shape[0]
         device = inputs.device
         obs_b, obs_t = np.nonzero(mask > 0)
         frames = inputs[torch.as_tensor(obs_b, device=device), torch.as_tensor(obs_t, device=device)]
@@ -139,33 +138,14 @@ class VidODE(nn.Module):
                 feats = self.encoder(frames)
         lookup = np.full(mask.shape, -1, dtype=np.int64)
         lookup[obs_b, obs_t] = np.arange(len(obs_b))
-        hidden = feats.new_zeros((b, *feats.shape[1:]), dtype=torch.float32)
-        active = np.arange(b)
-        final: dict[int, torch.Tensor] = {}
-        for j, sigma in enumerate(plan.sigma):
-            if j > 0 and len(active):
-                span = torch.tensor([plan.sigma[j - 1], sigma], dtype=torch.float32)
-                hidden = integrate(self.encoder_ode, hidden, span, self.config.encoder_solver)[-1]
-            samples, frame_idx = plan.updates[j]
-            if len(samples):
-                pos = np.searchsorted(active, samples)
-                rows = torch.as_tensor(pos, device=device)
-                x = feats[torch.as_tensor(lookup[samples, frame_idx], device=device)]
-                if self.gru is not None:
-                    with self._autocast(device):
-                        new = self.gru(hidden[rows], x)
-                else:  # ablation A: the latest observation replaces the state
-                    new = x.float()
-                hidden = hidden.index_copy(0, rows, new)
-            done = plan.finish[j]
-            if len(done):
-                pos = np.searchsorted(active, done)
-                for s, p in zip(done, pos):
-                    final[int(s)] = hidden[int(p)]
-                keep = np.setdiff1d(np.arange(len(active)), pos)
-                active = active[keep]
-                hidden = hidden[torch.as_tensor(keep, device=device)]
-        return torch.stack([final[s] for s in range(b)])
+
+        def update(h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+            if self.gru is None:  # ablation A: the latest observation replaces the state
+                return x.float()
+            with self._autocast(device):
+                return self.gru(h, x)
+
+        return ode_rnn_encode(feats, lookup, plan, self.encoder_ode, self.config.encoder_solver, update)
 
     # ------------------------------------------------------------------ decoder
     def _solve_decoder(self, z0: torch.Tensor, tau: np.ndarray) -> torch.Tensor:

@@ -47,7 +47,7 @@ def frames_at(times: np.ndarray, sources: list[tuple[torch.Tensor, np.ndarray, n
     b, k = times.shape
     out = ref.new_zeros((b, k, *ref.shape[2:]))
     found = np.zeros((b, k), dtype=bool)
-    pick_b, pick_k, src_frames = [], [], []
+    pick_b, src_frames = [], []
     for frames, src_times, src_mask in sources:
         for i in range(b):
             for j in range(k):

@@ -46,9 +46,10 @@ from climode.models.baselines.recurrent import (
 from climode.models.config import SolverConfig
 from climode.models.convgru import ConvGRUCell
 from climode.models.encoder import ConvEncoder, Z0Head
-from climode.models.odefunc import ODEFunc, integrate
-from climode.models.timeline import EncoderPlan, plan_encoder, union_times
-from climode.models.vidode import VidODE, VidODEOutput, solve_from_origin
+from climode.models.odefunc import ODEFunc
+from climode.models.timeline import plan_encoder, union_times
+from climode.models.encoder import ode_rnn_encode
+from climode.models.vidode import VidODEOutput, solve_from_origin
 from climode.training.losses import kl_standard_normal
 
 
@@ -172,31 +173,6 @@ class VectorZ0Head(nn.Module):
         return mean, F.softplus(raw) + 1e-4
 
 
-def ode_rnn_encode(x, lookup: np.ndarray, plan: EncoderPlan, ode: nn.Module, solver: SolverConfig, update) -> torch.Tensor:
-    """ODE-RNN over the union of per-sample encoder times (as Vid-ODE's encoder): final state per sample."""
-    batch = lookup.shape[0]
-    device = x.device
-    hidden = x.new_zeros((batch, *x.shape[1:]))
-    active = np.arange(batch)
-    final: dict[int, torch.Tensor] = {}
-    for j, sigma in enumerate(plan.sigma):
-        if j > 0 and len(active):
-            span = torch.tensor([plan.sigma[j - 1], sigma], dtype=torch.float32)
-            hidden = integrate(ode, hidden, span, solver)[-1]
-        samples, frames = plan.updates[j]
-        if len(samples):
-            rows = torch.as_tensor(np.searchsorted(active, samples), device=device)
-            new = update(hidden[rows], x[torch.as_tensor(lookup[samples, frames], device=device)])
-            hidden = hidden.index_copy(0, rows, new)
-        done = plan.finish[j]
-        if len(done):
-            pos = np.searchsorted(active, done)
-            for s, p in zip(done, pos):
-                final[int(s)] = hidden[int(p)]
-            keep = np.setdiff1d(np.arange(len(active)), pos)
-            active = active[keep]
-            hidden = hidden[torch.as_tensor(keep, device=device)]
-    return torch.stack([final[s] for s in range(batch)])
 
 
 class ODEDecoding:
