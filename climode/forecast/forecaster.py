@@ -17,7 +17,7 @@ from climode.errors import CheckpointError, ClimodeError, DataError
 log = logging.getLogger(__name__)
 
 ZOO = Path(__file__).resolve().parent.parent / "zoo"
-BUNDLED = ZOO / "hurricanes_cpu.json"
+BUNDLED = ZOO / "hurricanes_cpu.json"  # climode/zoo, see climode.zoo
 STANDARD_NAMES = {
     "U850": ("eastward_wind", "Zonal wind at 850 hPa"),
     "V850": ("northward_wind", "Meridional wind at 850 hPa"),
