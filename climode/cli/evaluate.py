@@ -13,7 +13,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="catalog name or path (synthetic_hurricanes means its held-out test seeds)")
     p.add_argument("--split", default="test")
     p.add_argument("--baselines", default="persistence,advection",
-                   help="comma-separated: persistence, advection, pysteps (VET), pysteps_lk")
+                   help="comma-separated: persistence, advection (by the 850 hPa wind), pysteps (Lucas-Kanade), pysteps_vet")
     p.add_argument("--windows", type=int, default=240, help="number of windows (default: %(default)s)")
     p.add_argument("--sequences", type=int, default=4, help="held-out sequences (seasons) to draw windows from")
     p.add_argument("--batch-size", type=int, default=8)

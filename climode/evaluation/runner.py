@@ -27,7 +27,7 @@ from climode.metrics.streaming import OVERALL, FieldScoreAccumulator, TrackScore
 log = logging.getLogger(__name__)
 
 BASELINE_ALIASES = {"persistence": "persistence", "advection": "wind_advection", "wind_advection": "wind_advection",
-                    "pysteps": "pysteps_vet", "pysteps_vet": "pysteps_vet", "pysteps_lk": "pysteps_lk"}
+                    "pysteps": "pysteps_lk", "pysteps_lk": "pysteps_lk", "pysteps_vet": "pysteps_vet"}
 
 
 @dataclass
