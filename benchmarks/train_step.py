@@ -1,0 +1,135 @@
+"""Time and memory of one Vid-ODE generator training step at the reference preset.
+
+128x128 RGB, batch 8, 5 inputs -> 5 outputs (extrapolation), decoder dopri5
+rtol 1e-3 atol 1e-4, encoder one Euler step per gap (as the published code),
+random data and untrained weights.  Prints one JSON line.
+
+    python benchmarks/train_step.py [--batch 8] [--size 128] [--steps 5] [--memory-saving]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import conv_gflops, machine, peak_rss_mb  # noqa: E402
+
+from climode.models.config import ModelConfig, SolverConfig  # noqa: E402
+from climode.models.discriminators import ImageDiscriminator, SequenceDiscriminator  # noqa: E402
+from climode.models.vidode import VidODE  # noqa: E402
+from climode.training.step import Discriminators, TrainStep  # noqa: E402
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--size", type=int, default=128)
+    p.add_argument("--inputs", type=int, default=5)
+    p.add_argument("--outputs", type=int, default=5)
+    p.add_argument("--steps", type=int, default=5, help="timed steps after 2 warm-up steps")
+    p.add_argument("--solver", default="dopri5", help="decoder solver method")
+    p.add_argument("--step-size", type=float, default=None, help="fixed-step solver step (model time)")
+    p.add_argument("--encoder-solver", default="euler")
+    p.add_argument("--discriminators", action="store_true")
+    p.add_argument("--memory-saving", action="store_true")
+    p.add_argument("--adjoint", action="store_true")
+    p.add_argument("--device", default="cpu")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+    cfg = ModelConfig.reference(
+        encoder_solver=SolverConfig(method=args.encoder_solver),
+        decoder_solver=SolverConfig(method=args.solver, rtol=1e-3, atol=1e-4, step_size=args.step_size, adjoint=args.adjoint),
+        memory_saving=args.memory_saving,
+    )
+    model = VidODE(cfg).to(device)
+    disc = None
+    if args.discriminators:
+        d_img = ImageDiscriminator(3).to(device)
+        d_seq = SequenceDiscriminator(3, args.inputs + args.outputs).to(device)
+        disc = Discriminators(d_img, d_seq, torch.optim.Adamax([*d_img.parameters(), *d_seq.parameters()], lr=1e-3))
+    step = TrainStep(model, torch.optim.Adamax(model.parameters(), lr=1e-3), disc)
+    n, b, s = args.inputs + args.outputs, args.batch, args.size
+    frames = torch.rand(b, n, 3, s, s, device=device)
+    batch = {
+        "inputs": frames[:, : args.inputs],
+        "input_times": torch.arange(args.inputs, dtype=torch.float64).expand(b, -1),
+        "input_mask": torch.ones(b, args.inputs, device=device),
+        "targets": frames[:, args.inputs :],
+        "target_times": torch.arange(args.inputs, n, dtype=torch.float64).expand(b, -1),
+        "target_mask": torch.ones(b, args.outputs, device=device),
+    }
+
+    def timed_step():
+        t0 = time.perf_counter()
+        model.train()
+        out = model(batch["inputs"], batch["input_times"], batch["target_times"], batch["input_mask"])
+        losses = step.generator_losses(batch, out)
+        total = sum(losses.values())
+        t1 = time.perf_counter()
+        step.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        t2 = time.perf_counter()
+        step.optimizer.step()
+        t3 = time.perf_counter()
+        return t1 - t0, t2 - t1, t3 - t0, out
+
+    if disc is not None:
+        def timed_step():  # noqa: F811 - the full GAN step, timed as a whole
+            t0 = time.perf_counter()
+            res = step(batch)
+            t = time.perf_counter() - t0
+            return float("nan"), float("nan"), t, res.output
+
+    for _ in range(2):
+        timed_step()
+    fwd, bwd, tot = [], [], []
+    for _ in range(args.steps):
+        f, bw, t, out = timed_step()
+        fwd.append(f), bwd.append(bw), tot.append(t)
+    peak = peak_rss_mb()
+    with FlopCounterMode(display=False) as counter:
+        timed_step()
+    gflop = counter.get_total_flops() / 1e9
+    peak_conv = conv_gflops(device)
+    median = statistics.median(tot)
+    result = {
+        "benchmark": "train_step",
+        "batch": b,
+        "size": s,
+        "solver": args.solver,
+        "step_size": args.step_size,
+        "discriminators": args.discriminators,
+        "memory_saving": args.memory_saving,
+        "adjoint": args.adjoint,
+        "step_s": round(median, 3),
+        "forward_s": round(statistics.median(fwd), 3),
+        "backward_s": round(statistics.median(bwd), 3),
+        "nfe_encoder": out.nfe_encoder,
+        "nfe_decoder": out.nfe_decoder,
+        "gflop": round(gflop, 1),
+        "gflop_per_s": round(gflop / median, 1),
+        "conv_gflop_per_s": round(peak_conv, 1),
+        "roofline_s": round(gflop / peak_conv, 3),
+        "peak_rss_mb": round(peak, 1),
+        "params": sum(p.numel() for p in model.parameters()),
+        "machine": machine(),
+    }
+    print(json.dumps(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()
