@@ -25,6 +25,8 @@ The process check runs on every read, so this holds with any DataLoader; the
 
 from __future__ import annotations
 
+import abc
+
 import glob
 import logging
 import os
@@ -176,7 +178,7 @@ def _default_open(path: str) -> xr.Dataset:
     return xr.open_dataset(path, chunks=None)
 
 
-class _Sequence:
+class _Sequence(abc.ABC):
     """A time-ordered run of frames [time, C, H, W] with hours since its first frame."""
 
     channels: tuple[str, ...]
@@ -186,8 +188,9 @@ class _Sequence:
     lat: np.ndarray | None
     coords: dict[str, np.ndarray]
 
-    def read(self, idx: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def read(self, idx: np.ndarray) -> np.ndarray:
+        """Frames at time indices ``idx`` as float32 [len(idx), C, H, W]."""
 
     def reopen(self) -> None:
         """Forget file handles opened in another process."""
