@@ -251,8 +251,9 @@ def _lon_indices(lon: np.ndarray, region: Region) -> tuple[np.ndarray, np.ndarra
 
 
 def _lon_inside(lon: np.ndarray, region: Region) -> bool:
-    """Whether the region lies within the data's longitude domain (cells, not points)."""
-    h = _half_step(lon)
+    """Whether the region lies within the data's longitude domain: no grid point of the
+    data's spacing could lie in the region beyond the data (less than one step out)."""
+    h = 2 * _half_step(lon)
     lo, hi = float(np.min(lon)) - h, float(np.max(lon)) + h
     if hi - lo >= 360.0 - 1e-6:
         return True
@@ -260,7 +261,7 @@ def _lon_inside(lon: np.ndarray, region: Region) -> bool:
         return False
     for k in range(-2, 3):
         r0, r1 = region.lon_min + 360.0 * k, region.lon_max_unwrapped + 360.0 * k
-        if lo - 1e-9 <= r0 and r1 <= hi + 1e-9:
+        if lo + 1e-9 < r0 and r1 < hi - 1e-9:
             return True
     return False
 
@@ -290,8 +291,8 @@ def subset(obj: XrObj, region: Region | str | None) -> XrObj:
             f"region {region} does not intersect the data ({data_lat}, {data_lon}); "
             "choose a region inside the data or load a larger domain"
         )
-    h = _half_step(lat)
-    lat_inside = lat.min() - h - 1e-9 <= region.lat_min and region.lat_max <= lat.max() + h + 1e-9
+    h = 2 * _half_step(lat)  # less than one grid step beyond the data: nothing is missing
+    lat_inside = lat.min() - h + 1e-9 < region.lat_min and region.lat_max < lat.max() + h - 1e-9
     if not (lat_inside and _lon_inside(lon, region)):
         log.warning(
             "region %s is only partly inside the data (%s, %s); cutting it to the overlap",
