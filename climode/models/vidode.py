@@ -132,10 +132,7 @@ class VidODE(nn.Module):
         if static is not None:
             frames = torch.cat([frames, static[torch.as_tensor(obs_b, device=device)].to(frames.dtype)], dim=1)
         with self._autocast(device):  # masked frames never reach E
-            if self.config.memory_saving and torch.is_grad_enabled():
-                feats = checkpoint(self.encoder, frames, use_reentrant=False)
-            else:
-                feats = self.encoder(frames)
+            feats = self.encoder(frames)
         lookup = np.full(mask.shape, -1, dtype=np.int64)
         lookup[obs_b, obs_t] = np.arange(len(obs_b))
 
@@ -149,7 +146,10 @@ class VidODE(nn.Module):
 
     # ------------------------------------------------------------------ decoder
     def _solve_decoder(self, z0: torch.Tensor, tau: np.ndarray) -> torch.Tensor:
-        return solve_from_origin(self.decoder_ode, z0, tau, self.config.decoder_solver)
+        solve = lambda z: solve_from_origin(self.decoder_ode, z, tau, self.config.decoder_solver)  # noqa: E731
+        if self.config.memory_saving and torch.is_grad_enabled():  # recompute the solve in backward
+            return checkpoint(solve, z0, use_reentrant=False)
+        return solve(z0)
 
     def _step(self, h: torch.Tensor, h_prev: torch.Tensor, previous: torch.Tensor):
         cfg = self.config
@@ -242,7 +242,11 @@ class VidODE(nn.Module):
         self.encoder_ode.reset_nfe()
         self.decoder_ode.reset_nfe()
         enc_plan = plan_encoder(times, mask, cfg.time_scale, cfg.reverse_inputs)
-        hidden = self.encode(inputs, enc_plan, mask, static)
+        saving = cfg.memory_saving and torch.is_grad_enabled()
+        if saving:  # recompute the whole encoder in the backward pass instead of keeping its activations
+            hidden = checkpoint(lambda x, s: self.encode(x, enc_plan, mask, s), inputs, static, use_reentrant=False)
+        else:
+            hidden = self.encode(inputs, enc_plan, mask, static)
         mean, std = self.z0_head(hidden)
         sample = cfg.sample_z0 if sample_z0 is None else sample_z0
         z0 = mean + std * torch.randn_like(std) if sample else mean
