@@ -20,6 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import os
     from pathlib import Path
 
     from climode.training.recipe import load_recipe
@@ -33,5 +34,6 @@ def run(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / recipe.name
     result = Trainer(recipe, run_dir, resume=args.resume, device=args.device, progress=not args.quiet).fit()
     last = result.losses[-1]["total"] if result.losses else float("nan")
-    print(f"trained {recipe.name} to step {result.steps} (last loss {last:.4g}); checkpoint: {result.checkpoint}")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 reports
+        print(f"trained {recipe.name} to step {result.steps} (last loss {last:.4g}); checkpoint: {result.checkpoint}")
     return 0

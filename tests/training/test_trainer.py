@@ -91,7 +91,7 @@ def test_two_gloo_processes_under_torchrun(tiny_recipe, tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.run(
         [torchrun, "--standalone", "--nproc_per_node", "2", "--no-python", "climode", "-v", "train", str(tiny_recipe),
-         "--run-dir", str(run), "--quiet", "--set", "train.max_steps=2"],
+         "--run-dir", str(run), "--set", "train.max_steps=2"],
         capture_output=True, text=True, env=env, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
