@@ -93,6 +93,18 @@ def _title(ds: xr.Dataset, t: int) -> str:
     return f"climode forecast valid {ds['time'].values[t]}{lead}"
 
 
+def _maps(ds: xr.Dataset, centres, truth):
+    """Yield (time index, figure) with one drawn map per valid time; closes each figure after use."""
+    for t in range(ds.sizes["time"]):
+        frame = ds.isel(time=t)
+        if "member" in frame.dims:
+            frame = frame.mean("member")
+        plt, fig, ax = _figure(frame)
+        draw_map(ax, frame, centres[t] if centres else None, truth, _title(ds, t))
+        yield t, fig
+        plt.close(fig)
+
+
 def plot_forecast(ds: xr.Dataset, path: str | Path, centres=None, truth: Any = None) -> list[Path]:
     """One PNG per valid time: ``map.png`` becomes ``map_000.png``, ``map_001.png``... (one time: ``map.png``)."""
     require("matplotlib", "plot")
@@ -103,16 +115,10 @@ def plot_forecast(ds: xr.Dataset, path: str | Path, centres=None, truth: Any = N
 
     path = Path(path)
     written = []
-    for t in range(ds.sizes["time"]):
-        frame = ds.isel(time=t)
-        if "member" in frame.dims:
-            frame = frame.mean("member")
-        plt, fig, ax = _figure(frame)
-        draw_map(ax, frame, centres[t] if centres else None, truth, _title(ds, t))
+    for t, fig in _maps(ds, centres, truth):
         target = path if ds.sizes["time"] == 1 else path.with_name(f"{path.stem}_{t:03d}{path.suffix or '.png'}")
         with atomic_path(target) as tmp:
             fig.savefig(tmp, format="png", dpi=90, bbox_inches="tight")
-        plt.close(fig)
         written.append(target)
     return written
 
@@ -127,15 +133,9 @@ def animate_forecast(ds: xr.Dataset, path: str | Path, centres=None, truth: Any 
     from climode.io import atomic_path
 
     frames = []
-    for t in range(ds.sizes["time"]):
-        frame = ds.isel(time=t)
-        if "member" in frame.dims:
-            frame = frame.mean("member")
-        plt, fig, ax = _figure(frame)
-        draw_map(ax, frame, centres[t] if centres else None, truth, _title(ds, t))
+    for _, fig in _maps(ds, centres, truth):
         fig.canvas.draw()
         frames.append(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy())
-        plt.close(fig)
     shape = frames[0].shape
     frames = [f[: shape[0], : shape[1]] for f in frames]
     path = Path(path)

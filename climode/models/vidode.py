@@ -100,6 +100,20 @@ def validate_inputs(cfg, inputs: torch.Tensor, times: np.ndarray, mask: np.ndarr
         )
 
 
+def prepare_call(cfg, inputs, input_times, query_times, input_mask=None, static=None):
+    """Check a model call and return per-sample times [B, T], queries [B, K] and mask [B, T] as numpy."""
+    if not isinstance(inputs, torch.Tensor):
+        raise ModelInputError("inputs must be a torch tensor [B, T, C, H, W]")
+    if inputs.ndim != 5:
+        raise ModelInputError(f"inputs must have shape [B, T, C, H, W], got {tuple(inputs.shape)}")
+    batch, n_in = inputs.shape[:2]
+    times = as_batch_times(input_times, batch, "input_times")
+    queries = as_batch_times(query_times, batch, "query_times")
+    mask = np.ones((batch, n_in)) if input_mask is None else as_batch_times(input_mask, batch, "input_mask")
+    validate_inputs(cfg, inputs, times, mask, static)
+    return times, queries, mask
+
+
 class VidODE(nn.Module):
     """The generator of Vid-ODE (paper Section 3), with per-sample continuous times."""
 
@@ -230,15 +244,7 @@ class VidODE(nn.Module):
     ) -> VidODEOutput:
         """Predict frames at ``query_times`` from frames observed at ``input_times``."""
         cfg = self.config
-        if not isinstance(inputs, torch.Tensor):
-            raise ModelInputError("inputs must be a torch tensor [B, T, C, H, W]")
-        if inputs.ndim != 5:
-            raise ModelInputError(f"inputs must have shape [B, T, C, H, W], got {tuple(inputs.shape)}")
-        batch, n_in = inputs.shape[:2]
-        times = as_batch_times(input_times, batch, "input_times")
-        queries = as_batch_times(query_times, batch, "query_times")
-        mask = np.ones((batch, n_in)) if input_mask is None else as_batch_times(input_mask, batch, "input_mask")
-        validate_inputs(cfg, inputs, times, mask, static)
+        times, queries, mask = prepare_call(cfg, inputs, input_times, query_times, input_mask, static)
         self.encoder_ode.reset_nfe()
         self.decoder_ode.reset_nfe()
         enc_plan = plan_encoder(times, mask, cfg.time_scale, cfg.reverse_inputs)

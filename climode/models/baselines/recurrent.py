@@ -36,7 +36,7 @@ from climode.models.config import ModelConfig, SolverConfig, from_dict
 from climode.models.convgru import ConvGRUCell
 from climode.models.encoder import ConvEncoder
 from climode.models.timeline import TIME_EPS, EncoderPlan, observed_times, plan_decoder
-from climode.models.vidode import VidODE, VidODEOutput, as_batch_times, validate_inputs
+from climode.models.vidode import VidODE, VidODEOutput, prepare_call
 
 log = logging.getLogger(__name__)
 
@@ -167,15 +167,7 @@ def autocast(config, device: torch.device):
 
 def prepare_inputs(model: nn.Module, inputs, input_times, query_times, input_mask, static):
     """Validate a call like Vid-ODE does; return times [B,T], queries [B,K], mask [B,T], observed indices."""
-    if not isinstance(inputs, torch.Tensor):
-        raise ModelInputError("inputs must be a torch tensor [B, T, C, H, W]")
-    if inputs.ndim != 5:
-        raise ModelInputError(f"inputs must have shape [B, T, C, H, W], got {tuple(inputs.shape)}")
-    batch, n_in = inputs.shape[:2]
-    times = as_batch_times(input_times, batch, "input_times")
-    queries = as_batch_times(query_times, batch, "query_times")
-    mask = np.ones((batch, n_in)) if input_mask is None else as_batch_times(input_mask, batch, "input_mask")
-    validate_inputs(model.config, inputs, times, mask, static)  # shared checks (shape, channels, NaN)
+    times, queries, mask = prepare_call(model.config, inputs, input_times, query_times, input_mask, static)
     obs = observed_times(times, mask)
     if not np.all(np.isfinite(queries)):
         raise ModelInputError("query times must be finite")
