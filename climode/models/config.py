@@ -48,8 +48,33 @@ class SolverConfig:
         return self.method in ADAPTIVE_METHODS
 
 
+class ConvModelSizes:
+    """What every convolutional model config derives from ``init_dim`` and ``n_downs``, and (de)serialisation."""
+
+    init_dim: int
+    n_downs: int
+
+    @property
+    def latent_dim(self) -> int:
+        """Channels c' of the latent state h (``init_dim * 2**n_downs``)."""
+        return self.init_dim * 2**self.n_downs
+
+    @property
+    def stride(self) -> int:
+        """Spatial size reduction of the Conv-Encoder E; H and W must be multiples of it."""
+        return 2**self.n_downs
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]):
+        """Build from a mapping, rejecting unknown keys by name."""
+        return from_dict(cls, data)
+
+
 @dataclass
-class ModelConfig:
+class ModelConfig(ConvModelSizes):
     """Sizes, switches and solvers of Vid-ODE (paper symbols in brackets).
 
     Times passed to the model are in ``time_unit`` (hours for climate fields,
@@ -98,23 +123,6 @@ class ModelConfig:
             )
         if self.use_composition and not self.use_warp:
             raise ConfigError("use_composition needs use_warp: the mask M blends the warped image with D")
-
-    @property
-    def latent_dim(self) -> int:
-        """Channels c' of the latent state h (``init_dim * 2**n_downs``)."""
-        return self.init_dim * 2**self.n_downs
-
-    @property
-    def stride(self) -> int:
-        """Spatial size reduction of the Conv-Encoder E; H and W must be multiples of it."""
-        return 2**self.n_downs
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
-        return from_dict(cls, data)
 
     @classmethod
     def reference(cls, **overrides: Any) -> "ModelConfig":

@@ -21,7 +21,6 @@ decoder) are shared with :mod:`.latent_ode` and :mod:`.simple_ode`.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import math
 from dataclasses import dataclass, fields
@@ -32,7 +31,7 @@ import torch
 from torch import nn
 
 from climode.errors import ConfigError, ModelInputError
-from climode.models.config import ModelConfig, SolverConfig, from_dict
+from climode.models.config import ConvModelSizes, ModelConfig, SolverConfig, from_dict
 from climode.models.convgru import ConvGRUCell
 from climode.models.encoder import ConvEncoder
 from climode.models.timeline import TIME_EPS, EncoderPlan, observed_times, plan_decoder
@@ -43,7 +42,7 @@ log = logging.getLogger(__name__)
 
 # ---------------------------------------------------------------------- configs
 @dataclass
-class BaselineConfig:
+class BaselineConfig(ConvModelSizes):
     """Fields every learned baseline shares (see :class:`ModelConfig` for their meaning).
 
     ``init_dim`` and ``n_downs`` size the Conv-Encoder E (latent channels
@@ -88,23 +87,6 @@ class BaselineConfig:
     @property
     def use_composition(self) -> bool:
         return False
-
-    @property
-    def latent_dim(self) -> int:
-        """Channels c' of the latent maps."""
-        return self.init_dim * 2**self.n_downs
-
-    @property
-    def stride(self) -> int:
-        """Spatial reduction of E; H and W must be multiples of it."""
-        return 2**self.n_downs
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]):
-        return from_dict(cls, data)
 
     @classmethod
     def tiny(cls, **overrides: Any):
