@@ -135,6 +135,7 @@ class Trainer:
         self.device = resolve_device(device or recipe.train.device)
         self.progress = progress and self.rank == 0
         self.distributed = self.world > 1
+        self._owns_group = False
 
     # ------------------------------------------------------------------ set-up
     def _setup(self) -> None:
@@ -142,6 +143,7 @@ class Trainer:
         if self.distributed and not torch.distributed.is_initialized():
             backend = "nccl" if self.device.type == "cuda" else "gloo"
             torch.distributed.init_process_group(backend=backend)
+            self._owns_group = True
             if self.device.type == "cuda":
                 torch.cuda.set_device(self.device)
         seed_everything(recipe.train.seed)
@@ -293,6 +295,18 @@ class Trainer:
 
     # ------------------------------------------------------------------ loop
     def fit(self) -> TrainResult:
+        try:
+            return self._fit()
+        finally:
+            self._teardown()
+
+    def _teardown(self) -> None:
+        """Leave the process group we joined, so no gloo/nccl thread outlives the interpreter."""
+        if self._owns_group and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+            self._owns_group = False
+
+    def _fit(self) -> TrainResult:
         self._setup()
         if self.optimizer is None:
             raise ConfigError(f"model {self.recipe.model.name!r} has no trainable parameters; evaluate it instead")
@@ -368,6 +382,7 @@ class Trainer:
         result.checkpoint = ckpt.latest_checkpoint(self.run_dir)
         if self.distributed:
             self._check_replicas_agree()
+            torch.distributed.barrier()  # no rank leaves while another still talks to it
         return result
 
     def _check_replicas_agree(self) -> None:
