@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from climode.models.layout import like_weight
+
 
 class ConvGRUCell(nn.Module):
     """h_t = ConvGRUCell(h_t^-, E(X_t)) with 3x3 convolutions.
@@ -20,6 +22,8 @@ class ConvGRUCell(nn.Module):
         self.candidate = nn.Conv2d(input_dim + hidden_dim, hidden_dim, kernel_size, padding=pad)
 
     def forward(self, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        x = like_weight(x, self.gates.weight)
+        h = like_weight(h, self.gates.weight)
         gates = torch.sigmoid(self.gates(torch.cat([x, h.to(x.dtype)], dim=1)))
         reset, update = gates.chunk(2, dim=1)
         cand = torch.tanh(self.candidate(torch.cat([x, reset * h.to(x.dtype)], dim=1)))

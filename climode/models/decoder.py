@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from climode.models.layout import like_weight
 from climode.models.warp import warp
 
 
@@ -36,7 +37,8 @@ class ConvDecoder(nn.Module):
         self.out_channels = out_channels
 
     def forward(self, h: torch.Tensor, h_prev: torch.Tensor) -> "DecoderStep":
-        out = self.net(torch.cat([h, h_prev], dim=1)).float()
+        first_conv = self.net[1] if isinstance(self.net[0], nn.Upsample) else self.net[0]
+        out = self.net(like_weight(torch.cat([h, h_prev], dim=1), first_conv.weight)).float()
         c = self.out_channels
         return DecoderStep(flow=out[:, :2], diff=out[:, 2 : 2 + c], mask=torch.sigmoid(out[:, 2 + c :]))
 

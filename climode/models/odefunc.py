@@ -12,6 +12,7 @@ from torch import nn
 from torchdiffeq import odeint, odeint_adjoint
 
 from climode.models.config import SolverConfig
+from climode.models.layout import like_weight
 
 
 class ODEFunc(nn.Module):
@@ -39,7 +40,7 @@ class ODEFunc(nn.Module):
     def forward(self, t: torch.Tensor, h: torch.Tensor) -> torch.Tensor:  # noqa: ARG002 - autonomous
         self.nfe += 1
         with torch.autocast(device_type=h.device.type, enabled=False):
-            return self.net(h.float())
+            return self.net(like_weight(h.float(), self.net[0].weight))
 
 
 def integrate(func: ODEFunc, h0: torch.Tensor, times: torch.Tensor, solver: SolverConfig) -> torch.Tensor:
