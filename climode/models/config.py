@@ -101,6 +101,7 @@ class ModelConfig(ConvModelSizes):
     difference_mode: Literal["image", "residual"] = "image"
     memory_saving: bool = False
     amp: bool = True
+    amp_cpu: bool = False
     channels_last: bool = True
 
     def __post_init__(self) -> None:

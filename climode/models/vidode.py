@@ -7,7 +7,6 @@ query times [B, K] or [K]; times are in ``config.time_unit``.
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,7 +20,14 @@ from climode.models.convgru import ConvGRUCell
 from climode.models.decoder import ConvDecoder, compose
 from climode.models.encoder import ConvEncoder, Z0Head, ode_rnn_encode
 from climode.models.odefunc import ODEFunc, integrate
-from climode.models.timeline import TIME_EPS, DecoderPlan, EncoderPlan, plan_decoder, plan_encoder
+from climode.models.precision import autocast
+from climode.models.timeline import (
+    TIME_EPS,
+    DecoderPlan,
+    EncoderPlan,
+    plan_decoder,
+    plan_encoder,
+)
 
 
 @dataclass
@@ -133,9 +139,7 @@ class VidODE(nn.Module):
 
     # ------------------------------------------------------------------ helpers
     def _autocast(self, device: torch.device):
-        if self.config.amp and device.type == "cuda":
-            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        return autocast(self.config, device)
 
     # ------------------------------------------------------------------ encoder
     def encode(self, inputs, plan: EncoderPlan, mask: np.ndarray, static=None) -> torch.Tensor:

@@ -9,7 +9,6 @@ graph the discriminator's optimiser step had modified in place.)
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,6 +16,7 @@ import torch
 from torch import nn
 
 from climode.models.discriminators import ImageDiscriminator, SequenceDiscriminator
+from climode.models.precision import autocast
 from climode.models.vidode import VidODE, VidODEOutput
 from climode.training.losses import (
     LossWeights,
@@ -77,9 +77,7 @@ class TrainStep:
         return getattr(self.model, "module", self.model).config
 
     def _autocast(self, device: torch.device):
-        if self.config.amp and device.type == "cuda":
-            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        return autocast(self.config, device)
 
     def generator_losses(self, batch: dict, out: VidODEOutput) -> dict[str, torch.Tensor]:
         """L_recon, L_diff (when D is a difference) and the KL term (when z0 is sampled)."""

@@ -20,7 +20,6 @@ decoder) are shared with :mod:`.latent_ode` and :mod:`.simple_ode`.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 from dataclasses import dataclass, fields
@@ -34,6 +33,7 @@ from climode.errors import ConfigError, ModelInputError
 from climode.models.config import ConvModelSizes, ModelConfig, SolverConfig, from_dict
 from climode.models.convgru import ConvGRUCell
 from climode.models.encoder import ConvEncoder
+from climode.models.precision import autocast
 from climode.models.timeline import TIME_EPS, EncoderPlan, observed_times, plan_decoder
 from climode.models.vidode import VidODE, VidODEOutput, prepare_call
 
@@ -140,13 +140,6 @@ class VidRNNConfig(ModelConfig):
 
 
 # ---------------------------------------------------------------------- helpers
-def autocast(config, device: torch.device):
-    """bf16 autocast of the convolutions on CUDA when ``config.amp`` (float32 elsewhere)."""
-    if getattr(config, "amp", False) and device.type == "cuda":
-        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
 def prepare_inputs(model: nn.Module, inputs, input_times, query_times, input_mask, static):
     """Validate a call like Vid-ODE does; return times [B,T], queries [B,K], mask [B,T], observed indices."""
     times, queries, mask = prepare_call(model.config, inputs, input_times, query_times, input_mask, static)

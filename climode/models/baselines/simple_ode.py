@@ -35,7 +35,6 @@ from climode.models.baselines.latent_ode import ODEDecoding
 from climode.models.baselines.recurrent import (
     BaselineConfig,
     FrameDecoder,
-    autocast,
     encode_observed,
     gap_channel,
     prepare_inputs,
@@ -47,6 +46,7 @@ from climode.models.config import SolverConfig
 from climode.models.convgru import ConvGRUCell
 from climode.models.encoder import ConvEncoder, Z0Head
 from climode.models.odefunc import ODEFunc
+from climode.models.precision import autocast
 from climode.models.vidode import VidODEOutput
 
 
