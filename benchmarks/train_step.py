@@ -4,7 +4,10 @@
 rtol 1e-3 atol 1e-4, encoder one Euler step per gap (as the published code),
 random data and untrained weights.  Prints one JSON line.
 
-    python benchmarks/train_step.py [--batch 8] [--size 128] [--steps 5] [--memory-saving]
+    python benchmarks/train_step.py [--batch 8] [--size 128] [--steps 5] [--memory-saving] [--amp-cpu]
+
+The script, like the trainer, first makes glibc keep freed memory
+(``climode.training.host_memory``); ``--malloc-default`` measures without it.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from common import conv_gflops, machine, peak_rss_mb  # noqa: E402
 from climode.models.config import ModelConfig, SolverConfig  # noqa: E402
 from climode.models.discriminators import ImageDiscriminator, SequenceDiscriminator  # noqa: E402
 from climode.models.vidode import VidODE  # noqa: E402
+from climode.training.host_memory import keep_freed_memory  # noqa: E402
 from climode.training.step import Discriminators, TrainStep  # noqa: E402
 
 
@@ -41,6 +45,9 @@ def parse_args(argv=None):
     p.add_argument("--discriminators", action="store_true")
     p.add_argument("--memory-saving", action="store_true")
     p.add_argument("--adjoint", action="store_true")
+    p.add_argument("--amp-cpu", action="store_true", help="bf16 autocast of the convolutions on the CPU")
+    p.add_argument("--malloc-default", action="store_true",
+                   help="leave glibc malloc as it is (the trainer makes it keep freed memory)")
     p.add_argument("--device", default="cpu")
     return p.parse_args(argv)
 
@@ -48,11 +55,13 @@ def parse_args(argv=None):
 def main(argv=None) -> dict:
     args = parse_args(argv)
     device = torch.device(args.device)
+    kept = False if args.malloc_default or device.type != "cpu" else keep_freed_memory()
     torch.manual_seed(0)
     cfg = ModelConfig.reference(
         encoder_solver=SolverConfig(method=args.encoder_solver),
         decoder_solver=SolverConfig(method=args.solver, rtol=1e-3, atol=1e-4, step_size=args.step_size, adjoint=args.adjoint),
         memory_saving=args.memory_saving,
+        amp_cpu=args.amp_cpu,
     )
     model = VidODE(cfg).to(device)
     disc = None
@@ -106,7 +115,7 @@ def main(argv=None) -> dict:
         gflop = counter.get_total_flops() / 1e9
     except RuntimeError:  # the flop counter's module hooks cannot follow the adjoint's autograd.grad
         gflop = float("nan")
-    peak_conv = conv_gflops(device)
+    peak_conv = conv_gflops(device, bf16=args.amp_cpu and device.type == "cpu")
     median = statistics.median(tot)
     result = {
         "benchmark": "train_step",
@@ -117,6 +126,8 @@ def main(argv=None) -> dict:
         "discriminators": args.discriminators,
         "memory_saving": args.memory_saving,
         "adjoint": args.adjoint,
+        "amp_cpu": args.amp_cpu,
+        "keep_freed_memory": kept,
         "step_s": round(median, 3),
         "forward_s": round(statistics.median(fwd), 3),
         "backward_s": round(statistics.median(bwd), 3),

@@ -98,6 +98,8 @@ class TrainSection:
     discriminators: bool = False
     compile: bool = False
     device: str = "auto"
+    #: on CPU, have glibc reuse freed tensor memory instead of mapping fresh pages every step
+    keep_freed_memory: bool = True
     log_every: int = 10
 
     def __post_init__(self) -> None:

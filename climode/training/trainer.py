@@ -30,6 +30,7 @@ from climode.errors import ClimodeError, ConfigError
 from climode.models.discriminators import ImageDiscriminator, SequenceDiscriminator
 from climode.training import checkpoint as ckpt
 from climode.training.data import TrainingData, build_training_data
+from climode.training.host_memory import keep_freed_memory
 from climode.training.recipe import Recipe
 from climode.training.step import Discriminators, TrainStep
 
@@ -146,6 +147,8 @@ class Trainer:
             self._owns_group = True
             if self.device.type == "cuda":
                 torch.cuda.set_device(self.device)
+        if self.device.type == "cpu" and recipe.train.keep_freed_memory:
+            keep_freed_memory()
         seed_everything(recipe.train.seed)
         from climode.models.config import ModelConfig
 

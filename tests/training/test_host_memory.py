@@ -1,0 +1,39 @@
+"""keep_freed_memory: freed tensor memory is reused instead of mapped afresh."""
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+CHILD = textwrap.dedent(
+    """
+    import resource, sys
+    import torch
+    from climode.training.host_memory import keep_freed_memory
+
+    if sys.argv[1] == "keep":
+        assert keep_freed_memory()
+
+    def faults_of_one_step():
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        x = torch.ones(16 * 2**20)  # 64 MiB, above glibc's mmap threshold
+        y = x * 2.0
+        del x, y
+        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+    faults_of_one_step()  # warm-up: the first step always maps its pages
+    print(min(faults_of_one_step() for _ in range(3)))
+    """
+)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc tuning is Linux-only")
+def test_steps_after_the_first_reuse_their_pages():
+    faults = {}
+    for mode in ("default", "keep"):
+        out = subprocess.run([sys.executable, "-c", CHILD, mode], capture_output=True, text=True, check=True)
+        faults[mode] = int(out.stdout.strip())
+    pages_per_step = 2 * 64 * 2**20 // 4096  # two 64 MiB tensors in 4 KiB pages
+    assert faults["default"] > pages_per_step // 2, faults  # default glibc maps and faults every time
+    assert faults["keep"] < pages_per_step // 20, faults  # kept memory is reused without faults
