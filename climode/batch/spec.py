@@ -1,0 +1,383 @@
+"""Batch specs: a YAML file validated into a typed :class:`BatchSpec`.
+
+A spec names the checkpoint, the data, the basins, the init times, the lead
+times, the output zarr store and the Dask cluster.  Unknown keys and bad values
+are :class:`~climode.errors.ConfigError` naming the key; ``--set key=value``
+overrides any entry.  Init times are checked here for syntax only: they become
+dates in the data's calendar (noleap, 360_day, standard...) when the batch is
+planned (:func:`init_times`), because only the data know their calendar.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from climode.errors import ClimodeError, ConfigError
+from climode.models.config import from_dict
+
+#: Cluster kinds: a LocalCluster, a dask-jobqueue cluster, or an existing scheduler.
+JOBQUEUE_KINDS = ("slurm", "pbs", "sge")
+KINDS = ("local", *JOBQUEUE_KINDS, "address")
+#: The most tasks' init times one spec may ask for.
+MAX_INITS = 100_000
+
+_ISO = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{1,2})(?::(\d{2}))?(?::(\d{2}))?)?$")
+_GROUP = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+ISO_HELP = "write init times as ISO dates such as 2000-08-01 or 2000-08-01T06:00"
+
+
+@dataclass
+class ClusterSpec:
+    """Where the tasks run.
+
+    ``kind``: ``local`` (a LocalCluster of ``n_workers`` processes, one thread
+    each), ``slurm``/``pbs``/``sge`` (dask-jobqueue; ``jobs`` batch jobs, by
+    default enough jobs for ``n_workers`` workers) or ``address`` (connect to
+    the running scheduler at ``address``).  ``jobqueue`` is passed to the
+    dask-jobqueue cluster class (cores, memory, queue, account, walltime,
+    job_extra_directives, ...).
+    """
+
+    kind: str = "local"
+    n_workers: int = 2
+    jobs: int | None = None
+    address: str | None = None
+    dashboard_address: str | None = ":8787"
+    jobqueue: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ConfigError(f"cluster.kind {self.kind!r} is unknown; use one of {', '.join(KINDS)}")
+        if not isinstance(self.n_workers, int) or isinstance(self.n_workers, bool) or self.n_workers < 1:
+            raise ConfigError(f"cluster.n_workers must be a whole number >= 1, got {self.n_workers!r}")
+        if self.jobs is not None and (not isinstance(self.jobs, int) or isinstance(self.jobs, bool) or self.jobs < 1):
+            raise ConfigError(f"cluster.jobs must be a whole number >= 1, got {self.jobs!r}")
+        if self.kind == "address" and not self.address:
+            raise ConfigError("cluster.kind address needs cluster.address, e.g. tcp://10.0.0.5:8786")
+        if self.jobqueue is None:
+            self.jobqueue = {}
+        if not isinstance(self.jobqueue, dict):
+            raise ConfigError(f"cluster.jobqueue must be a mapping, got {type(self.jobqueue).__name__}")
+
+    @property
+    def processes_per_job(self) -> int:
+        """Worker processes per batch job: ``jobqueue.processes``, else one per core (one thread each)."""
+        return int(self.jobqueue.get("processes") or self.jobqueue.get("cores") or 1)
+
+    @property
+    def n_jobs(self) -> int:
+        """Batch jobs to submit for a jobqueue kind."""
+        return self.jobs if self.jobs is not None else math.ceil(self.n_workers / self.processes_per_job)
+
+
+@dataclass
+class InitSpec:
+    """Init times: an explicit list and/or every ``every`` from ``start`` to ``end`` (inclusive)."""
+
+    times: list[str] = field(default_factory=list)
+    start: str | None = None
+    end: str | None = None
+    every: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.times is None:
+            self.times = []
+        if isinstance(self.times, (str, dt.date)):
+            self.times = [self.times]
+        if not isinstance(self.times, list):
+            raise ConfigError(f"init.times must be a list of ISO dates, got {type(self.times).__name__}")
+        self.times = [_iso_text(t, "init.times") for t in self.times]
+        self.start = None if self.start is None else _iso_text(self.start, "init.start")
+        self.end = None if self.end is None else _iso_text(self.end, "init.end")
+        ranged = (self.start, self.end, self.every)
+        if any(v is not None for v in ranged) and not all(v is not None for v in ranged):
+            raise ConfigError("init.start, init.end and init.every go together: give all three or none")
+        if self.every is not None:
+            self.every = str(self.every)
+            if self.every_hours <= 0:
+                raise ConfigError(f"init.every must be a positive duration such as 6h or 1d, got {self.every!r}")
+            if iso_fields(self.end) < iso_fields(self.start):
+                raise ConfigError(f"init.end {self.end} is before init.start {self.start}")
+        if not self.times and self.start is None:
+            raise ConfigError("init needs times (a list of ISO dates) or start, end and every")
+
+    @property
+    def every_hours(self) -> float:
+        from climode.forecast.times import parse_duration
+
+        try:
+            sign, hours = parse_duration(str(self.every))
+        except ClimodeError as exc:
+            raise ConfigError(f"init.every {self.every!r} is not a duration; use e.g. 6h or 1d") from exc
+        return -1.0 if sign else hours
+
+
+@dataclass
+class BatchSpec:
+    """A batch of forecasts: every init time x every basin, written into one zarr store.
+
+    ``basins`` is a list (group names derived from the entries) or a mapping
+    group name -> basin code, alias or box; None/empty means the data's whole
+    domain (group ``domain``).  ``lead_times`` uses the syntax of ``climode
+    forecast --times`` restricted to forecast periods (``+3h..+15h/3h``).
+    ``checkpoint``/``data`` None mean the bundled model / the embedded sample.
+    """
+
+    output: str
+    init: InitSpec
+    lead_times: str = "+3h,+6h"
+    basins: dict[str, str | None] = field(default_factory=lambda: {"domain": None})
+    checkpoint: str | None = None
+    data: str | None = None
+    device: str = "auto"
+    description: str = ""
+    cluster: ClusterSpec = field(default_factory=ClusterSpec)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.init, (list, str, dt.date)):
+            self.init = InitSpec(times=self.init)
+        elif isinstance(self.init, dict):
+            self.init = from_dict(InitSpec, self.init, prefix="init.")
+        if isinstance(self.cluster, dict):
+            self.cluster = from_dict(ClusterSpec, self.cluster, prefix="cluster.")
+        elif self.cluster is None:
+            self.cluster = ClusterSpec()
+        if isinstance(self.lead_times, (list, tuple)):
+            self.lead_times = ",".join(str(t) for t in self.lead_times)
+        self.lead_times = str(self.lead_times)
+        lead_hours(self.lead_times)  # raises on bad syntax
+        self.basins = _basins(self.basins)
+        if not isinstance(self.output, str) or not self.output.rstrip("/").endswith(".zarr"):
+            raise ConfigError(f"output must be a zarr store path ending in .zarr, got {self.output!r}")
+        self.output = self.output.rstrip("/")
+        for name in ("checkpoint", "data"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise ConfigError(f"{name} must be a path (or null), got {value!r}")
+        if self.device not in ("auto", "cpu", "cuda") and not str(self.device).startswith("cuda:"):
+            raise ConfigError(f"device {self.device!r} is unknown; use auto, cpu, cuda or cuda:N")
+
+    @property
+    def lead_hours(self) -> list[float]:
+        return lead_hours(self.lead_times)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# ---------------------------------------------------------------- values
+def iso_fields(text: str) -> tuple[int, int, int, int, int, int]:
+    """``'2000-08-01T06:00'`` -> (2000, 8, 1, 6, 0, 0); ConfigError on anything else."""
+    m = _ISO.match(str(text).strip())
+    if not m:
+        raise ConfigError(f"cannot read init time {text!r}; {ISO_HELP}")
+    y, mo, d, hh, mi, ss = (int(g) if g else 0 for g in m.groups())
+    if not (1 <= mo <= 12 and 1 <= d <= 31 and hh < 24 and mi < 60 and ss < 60):
+        raise ConfigError(f"init time {text!r} is not a valid date and time")
+    return y, mo, d, hh, mi, ss
+
+
+def _iso_text(value: Any, key: str) -> str:
+    """An ISO string from YAML, which turns unquoted dates into date/datetime objects."""
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        value = value.strftime("%Y-%m-%dT%H:%M:%S")
+    elif isinstance(value, dt.date):
+        value = value.strftime("%Y-%m-%d")
+    if not isinstance(value, str):
+        raise ConfigError(f"{key}: {value!r} is not a date; {ISO_HELP}")
+    try:
+        iso_fields(value)
+    except ConfigError as exc:
+        raise ConfigError(f"{key}: {exc}") from exc
+    return value.strip()
+
+
+def calendar_of(like: Any) -> str:
+    """The calendar of a time value of the data (cftime's own, else proleptic_gregorian)."""
+    return getattr(like, "calendar", None) or "proleptic_gregorian"
+
+
+def data_time(text: str, like: Any):
+    """The ISO time ``text`` as a value of the data's time axis, of which ``like`` is one value.
+
+    cftime values (noleap, 360_day, ...) give a cftime date of the same
+    calendar; numpy datetime64 values give a datetime64.  A date the calendar
+    does not have (2001-02-29, 2000-02-30 outside 360_day) is a ConfigError.
+    """
+    import numpy as np
+
+    y, mo, d, hh, mi, ss = iso_fields(text)
+    try:
+        if hasattr(like, "calendar"):
+            import cftime
+
+            return cftime.datetime(y, mo, d, hh, mi, ss, calendar=like.calendar,
+                                   has_year_zero=getattr(like, "has_year_zero", None))
+        return np.datetime64(dt.datetime(y, mo, d, hh, mi, ss), "s")
+    except ValueError as exc:
+        raise ConfigError(f"init time {text!r} does not exist in the data's calendar "
+                          f"({calendar_of(like)}): {exc}") from exc
+
+
+def format_time(value: Any) -> str:
+    """``YYYY-MM-DDTHH:MM:SS`` of a cftime or datetime64 value (what --init reads)."""
+    import numpy as np
+
+    if isinstance(value, np.datetime64):
+        value = value.astype("datetime64[s]").item()
+    return value.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def add_hours(value: Any, hours: float):
+    import numpy as np
+
+    if isinstance(value, np.datetime64):
+        return value + np.timedelta64(round(hours * 3600), "s")
+    return value + dt.timedelta(hours=float(hours))
+
+
+def init_times(init: InitSpec, like: Any) -> list:
+    """The init times of ``init`` in the data's calendar, sorted and unique."""
+    values = [data_time(t, like) for t in init.times]
+    if init.start is not None:
+        start, end, step = data_time(init.start, like), data_time(init.end, like), init.every_hours
+        t = start
+        while t <= end:
+            values.append(t)
+            if len(values) > MAX_INITS:
+                raise ConfigError(f"init asks for more than {MAX_INITS} init times; use a coarser init.every")
+            t = add_hours(t, step)
+    unique: dict[str, Any] = {}
+    for v in values:
+        unique.setdefault(format_time(v), v)
+    return sorted(unique.values())
+
+
+def lead_hours(text: str) -> list[float]:
+    """Lead times (``+3h,+6h``, ``+3h..+15h/3h``) as sorted hours after each init.
+
+    The syntax is that of ``climode forecast --times``, but every time must be
+    a forecast period (signed, counted from the forecast reference time): in a
+    batch, ``60h`` or an absolute date would mean a different lead for each init.
+    """
+    from climode.forecast.times import parse_duration, parse_times
+
+    items = [t.strip() for t in str(text).split(",") if t.strip()]
+    if not items:
+        raise ConfigError("lead_times is empty; give forecast periods such as +3h,+6h or +3h..+15h/3h")
+    for item in items:
+        ends = item.partition("/")[0].split("..") if ".." in item else [item]
+        for token in ends:
+            try:
+                sign, _ = parse_duration(token)
+            except ClimodeError as exc:
+                raise ConfigError(f"lead_times: {exc}") from exc
+            if not sign:
+                raise ConfigError(f"lead_times: {token.strip()!r} has no sign; in a batch every lead time is a "
+                                  f"forecast period after the init, e.g. +{token.strip()}")
+    try:
+        return parse_times(items, first_input=None, init_hours=0.0).hours
+    except ClimodeError as exc:
+        raise ConfigError(f"lead_times: {exc}") from exc
+
+
+def group_name(basin: str | None) -> str:
+    """A zarr group name for a basin: the code or alias itself; boxes spelled without = : ,."""
+    if basin is None:
+        return "domain"
+    name = str(basin).strip().replace("=", "").replace(":", "-").replace(",", "_").replace(" ", "")
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+
+
+def _basins(value: Any) -> dict[str, str | None]:
+    from climode.basins import resolve_region
+
+    if value is None or value == [] or value == {}:
+        pairs = [("domain", None)]
+    elif isinstance(value, str):
+        pairs = [(group_name(value), value)]
+    elif isinstance(value, list):
+        pairs = [(group_name(b), b) for b in value]
+    elif isinstance(value, dict):
+        pairs = list(value.items())
+    else:
+        raise ConfigError(f"basins must be a list or a mapping name -> basin, got {type(value).__name__}")
+    out: dict[str, str | None] = {}
+    for name, basin in pairs:
+        name = str(name)
+        if not _GROUP.match(name):
+            raise ConfigError(f"basins: {name!r} is not a usable group name; use letters, digits, _ . -")
+        if name in out:
+            raise ConfigError(f"basins: {name!r} appears twice")
+        if basin is not None and not isinstance(basin, str):
+            raise ConfigError(f"basins: {name}: {basin!r} is not a basin code, alias or box")
+        try:
+            resolve_region(basin)
+        except ClimodeError as exc:
+            raise ConfigError(f"basins: {exc}") from exc
+        out[name] = basin
+    return out
+
+
+# ---------------------------------------------------------------- loading
+def apply_overrides(data: dict[str, Any], overrides: list) -> dict[str, Any]:
+    """Apply ``key.sub=value`` strings (values read as YAML) or ``(key_path, value)`` pairs."""
+    for item in overrides:
+        if isinstance(item, str):
+            if "=" not in item:
+                raise ConfigError(f"override {item!r} must look like key=value or section.key=value")
+            key, value = item.split("=", 1)
+            path = [p for p in key.strip().split(".") if p]
+            value = yaml.safe_load(value)
+        else:
+            key_path, value = item
+            path = key_path.split(".") if isinstance(key_path, str) else list(key_path)
+        if not path:
+            raise ConfigError(f"override {item!r} has an empty key")
+        node = data
+        for part in path[:-1]:
+            if node.get(part) is None:
+                node[part] = {}
+            node = node[part]
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {'.'.join(path)}: {part!r} is not a section")
+        node[path[-1]] = value
+    return data
+
+
+def spec_from_dict(data: dict[str, Any]) -> BatchSpec:
+    if not isinstance(data, dict):
+        raise ConfigError("a batch spec must be a mapping")
+    for key in ("output", "init"):
+        if key not in data or data[key] is None:
+            allowed = ", ".join(f.name for f in dataclasses.fields(BatchSpec))
+            raise ConfigError(f"a batch spec needs {key!r} (keys: {allowed})")
+    return from_dict(BatchSpec, data)
+
+
+def load_spec(path: str | Path, overrides: list | None = None) -> BatchSpec:
+    """Read a YAML batch spec, apply ``--set`` overrides, and validate it."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"batch spec {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"batch spec {path} is not valid YAML: {exc}".splitlines()[0]) from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"batch spec {path} must be a mapping of keys")
+    data = apply_overrides(data, list(overrides or []))
+    try:
+        return spec_from_dict(data)
+    except ConfigError as exc:
+        raise ConfigError(f"{path.name}: {exc}".splitlines()[0]) from exc
