@@ -7,7 +7,11 @@ random data and untrained weights.  Prints one JSON line.
     python benchmarks/train_step.py [--batch 8] [--size 128] [--steps 5] [--memory-saving] [--amp-cpu]
 
 The script, like the trainer, first makes glibc keep freed memory
-(``climode.training.host_memory``); ``--malloc-default`` measures without it.
+(``climode.training.host_memory``; not with --memory-saving, as in the trainer);
+``--malloc default`` measures without it.  ``roofline_s`` is the step's GFLOP at
+the forward rate of a large 3x3 convolution; ``train_roofline_s`` at the rate of
+the same convolution's forward plus backward, the best a step made only of such
+convolutions could do.  Both are measured at the step's precision.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import conv_gflops, machine, peak_rss_mb  # noqa: E402
+from common import conv_gflops, conv_train_gflops, machine, peak_rss_mb  # noqa: E402
 
 from climode.models.config import ModelConfig, SolverConfig  # noqa: E402
 from climode.models.discriminators import ImageDiscriminator, SequenceDiscriminator  # noqa: E402
@@ -46,8 +50,8 @@ def parse_args(argv=None):
     p.add_argument("--memory-saving", action="store_true")
     p.add_argument("--adjoint", action="store_true")
     p.add_argument("--amp-cpu", action="store_true", help="bf16 autocast of the convolutions on the CPU")
-    p.add_argument("--malloc-default", action="store_true",
-                   help="leave glibc malloc as it is (the trainer makes it keep freed memory)")
+    p.add_argument("--malloc", choices=("auto", "keep", "default"), default="auto",
+                   help="keep: glibc keeps freed memory for reuse; default: glibc as it is; auto: as the trainer")
     p.add_argument("--device", default="cpu")
     return p.parse_args(argv)
 
@@ -55,7 +59,9 @@ def parse_args(argv=None):
 def main(argv=None) -> dict:
     args = parse_args(argv)
     device = torch.device(args.device)
-    kept = False if args.malloc_default or device.type != "cpu" else keep_freed_memory()
+    # as the trainer: keep freed memory on CPU, except when memory saving asks for the smallest peak
+    keep = args.malloc == "keep" or (args.malloc == "auto" and not args.memory_saving)
+    kept = keep_freed_memory() if keep and device.type == "cpu" else False
     torch.manual_seed(0)
     cfg = ModelConfig.reference(
         encoder_solver=SolverConfig(method=args.encoder_solver),
@@ -115,7 +121,9 @@ def main(argv=None) -> dict:
         gflop = counter.get_total_flops() / 1e9
     except RuntimeError:  # the flop counter's module hooks cannot follow the adjoint's autograd.grad
         gflop = float("nan")
-    peak_conv = conv_gflops(device, bf16=args.amp_cpu and device.type == "cpu")
+    bf16 = args.amp_cpu and device.type == "cpu"
+    peak_conv = conv_gflops(device, bf16=bf16)
+    train_conv = conv_train_gflops(device, bf16=bf16)
     median = statistics.median(tot)
     result = {
         "benchmark": "train_step",
@@ -137,6 +145,8 @@ def main(argv=None) -> dict:
         "gflop_per_s": round(gflop / median, 1) if gflop == gflop else None,
         "conv_gflop_per_s": round(peak_conv, 1),
         "roofline_s": round(gflop / peak_conv, 3) if gflop == gflop else None,
+        "conv_train_gflop_per_s": round(train_conv, 1),
+        "train_roofline_s": round(gflop / train_conv, 3) if gflop == gflop else None,
         "peak_rss_mb": round(peak, 1),
         "params": sum(p.numel() for p in model.parameters()),
         "machine": machine(),

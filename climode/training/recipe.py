@@ -99,6 +99,7 @@ class TrainSection:
     compile: bool = False
     device: str = "auto"
     #: on CPU, have glibc reuse freed tensor memory instead of mapping fresh pages every step
+    #: (faster; skipped when the model's ``memory_saving`` asks for the smallest peak instead)
     keep_freed_memory: bool = True
     log_every: int = 10
 

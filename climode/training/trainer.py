@@ -147,8 +147,9 @@ class Trainer:
             self._owns_group = True
             if self.device.type == "cuda":
                 torch.cuda.set_device(self.device)
-        if self.device.type == "cpu" and recipe.train.keep_freed_memory:
-            keep_freed_memory()
+        memory_saving = bool(recipe.model.config.get("memory_saving", False))
+        if self.device.type == "cpu" and recipe.train.keep_freed_memory and not memory_saving:
+            keep_freed_memory()  # memory_saving asks for the smallest peak instead
         seed_everything(recipe.train.seed)
         from climode.models.config import ModelConfig
 
