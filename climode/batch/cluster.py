@@ -82,6 +82,21 @@ def describe(spec: BatchSpec | ClusterSpec) -> str:
             "1 thread each")
 
 
+#: Thread limits for local workers.  distributed's default ("pre-spawn-environ")
+#: writes them into the *parent's* os.environ before each spawn, where every later
+#: subprocess of the caller inherits them; as "environ" they are set in the worker
+#: process only, before it first imports torch (the tasks import it lazily).
+_LOCAL_WORKER_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+
+
+def _local_cluster(distributed, cs: ClusterSpec):
+    import dask
+
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": {}, "distributed.nanny.environ": _LOCAL_WORKER_ENV}):
+        return distributed.LocalCluster(n_workers=cs.n_workers, threads_per_worker=1, processes=True,
+                                        dashboard_address=cs.dashboard_address)
+
+
 def make_cluster(spec: BatchSpec | ClusterSpec) -> tuple[Any, Any]:
     """A ``(cluster, client)`` pair for the spec's ``cluster`` section.
 
@@ -101,8 +116,7 @@ def make_cluster(spec: BatchSpec | ClusterSpec) -> tuple[Any, Any]:
     if cs.kind == "local":
         if cs.jobqueue:
             log.info("cluster.jobqueue is not used by a local cluster")
-        cluster = distributed.LocalCluster(n_workers=cs.n_workers, threads_per_worker=1, processes=True,
-                                           dashboard_address=cs.dashboard_address)
+        cluster = _local_cluster(distributed, cs)
     else:
         cluster = jobqueue_cluster(cs)
         log.info("submitting %d %s job(s)", cs.n_jobs, cs.kind)

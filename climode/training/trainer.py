@@ -215,6 +215,7 @@ class Trainer:
             "rng": ckpt.rng_state(),
             "data": {"epoch": epoch, "batch": batch_in_epoch},
             "elapsed_seconds": elapsed,
+            "torch_threads": torch.get_num_threads(),
         }
         if self.disc is not None:
             state["disc_image"] = self.disc.image.state_dict()
@@ -249,6 +250,11 @@ class Trainer:
             self.disc.sequence.load_state_dict(state["disc_sequence"])
             self.disc.optimizer.load_state_dict(state["disc_optimizer"])
         ckpt.set_rng_state(state["rng"])
+        threads = state.get("torch_threads")
+        if threads is not None and threads != torch.get_num_threads():
+            log.warning("the run was checkpointed with %d torch threads and resumes with %d: losses will differ "
+                        "in the last digits from an uninterrupted run (set OMP_NUM_THREADS=%d to match)",
+                        threads, torch.get_num_threads(), threads)
         log.info("resumed from step %d", loaded.step)
         return loaded.step, int(state["data"]["epoch"]), int(state["data"]["batch"]), float(state["elapsed_seconds"])
 

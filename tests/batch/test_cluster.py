@@ -1,10 +1,11 @@
+import os
 import shutil
 import sys
 
 import pytest
 
 from climode.batch.cluster import describe, job_script, jobqueue_options, make_cluster
-from climode.batch.spec import load_spec, spec_from_dict
+from climode.batch.spec import ClusterSpec, load_spec, spec_from_dict
 from climode.errors import ConfigError
 
 SLURM = """
@@ -83,3 +84,18 @@ def test_unreachable_scheduler_is_a_config_error():
     with (dask.config.set({"distributed.comm.timeouts.connect": "1s"}),
           pytest.raises(ConfigError, match="cannot connect to the Dask scheduler at tcp://127.0.0.1:9")):
         make_cluster(spec)
+
+
+def test_local_cluster_leaves_the_callers_environment_alone(monkeypatch):
+    """distributed would otherwise write OMP_NUM_THREADS=1 into this process for good."""
+    names = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MALLOC_TRIM_THRESHOLD_")
+    for name in names:
+        monkeypatch.delenv(name, raising=False)
+    cluster, client = make_cluster(ClusterSpec(kind="local", n_workers=1, dashboard_address=None))
+    try:
+        workers = client.run(lambda: __import__("os").environ.get("OMP_NUM_THREADS"))
+        assert set(workers.values()) == {"1"}  # the worker still runs one thread
+    finally:
+        client.close()
+        cluster.close()
+    assert {name: os.environ.get(name) for name in names} == dict.fromkeys(names)
