@@ -1,19 +1,28 @@
-"""Benchmark the data pipeline: samples per second and peak memory through the DataLoader.
+"""Benchmark the data pipeline training uses: samples per second, peak memory, and the loader/step ratio.
 
-Builds, in a temporary directory, a CAM5-like archive (U850, V850, PSL on a
-40 x 72 grid, 3-hourly, noleap calendar) about 100 times the size of a batch,
-twice: as a multi-file NetCDF archive and as a zarr store.  Then, for each format
-and worker count, a fresh process iterates a ``make_loader`` over a
-``WindowDataset`` with the CAM5 protocol (5 irregular inputs, 5 targets) and
-reports samples per second, seconds per batch, and peak memory (the loader
-process's own peak, VmHWM; getrusage max RSS of its largest worker; the peak of
-the summed RSS of the process tree sampled by psutil, which counts pages
-shared after fork once per process).  Prints one JSON line.
+Builds, in a temporary directory, a CAM5-like archive (U850, V850, PSL, 3-hourly,
+noleap calendar, by default on the 36 x 68 grid of ``recipes/hurricanes_cpu.yaml``:
+1.5 degrees over the North Atlantic) about 100 times the size of a batch, twice:
+as a multi-file NetCDF archive and as a zarr store.  Everything then runs the
+way ``climode train`` does: the recipe's data section pointed at the archive goes
+through :func:`climode.training.data.build_training_data` (``climode.open_dataset``
+lazily with dask, the region, padding to the stride, the static channels, the
+statistics computed once and stored) into a ``WindowDataset`` drawn by a
+DataLoader as the trainer builds it (the recipe's CAM5 protocol: 5 irregular
+inputs, 5 targets).
 
-    python benchmarks/data_pipeline.py [--batch 8] [--workers 0,2] [--steps N] [--model-step-s 4.8]
+For each format and worker count a fresh process reports samples per second,
+seconds per batch and peak memory (the loader process's own peak, VmHWM;
+getrusage max RSS of its largest worker; the peak of the summed RSS of the
+process tree sampled by psutil, which counts pages shared after fork once per
+process).  Another fresh process builds the model from the recipe's
+``ModelConfig`` (completed by the data as the trainer does), and times training
+steps (``TrainStep``, with the discriminators when the recipe trains them) on
+batches of the same grid and size; ``loader_to_model_step_ratio`` is loader
+seconds per batch over that step time (below 1: the loader keeps a step fed,
+even without overlap).  Prints one JSON line.
 
-``--model-step-s`` adds the ratio of loader seconds per batch to the model's
-training step time (below 1: the loader keeps up).
+    python benchmarks/data_pipeline.py [--batch 8] [--workers 0,2] [--steps N] [--model-steps 3]
 """
 
 from __future__ import annotations
@@ -38,6 +47,9 @@ log = logging.getLogger("climode.benchmarks.data_pipeline")
 
 VARS = ("U850", "V850", "PSL")
 FRAMES_PER_SAMPLE = 10  # 5 inputs + 5 targets
+RECIPE = Path(__file__).resolve().parent.parent / "recipes" / "hurricanes_cpu.yaml"
+GRID_ORIGIN = (6.0, 255.0)  # first lat, lon of the recipe's region lat=6:58.5,lon=255:355.5
+GRID_STEP = 1.5
 
 
 def _dataset(first_step: int, n_steps: int, nlat: int, nlon: int, seed: int):
@@ -59,8 +71,9 @@ def _dataset(first_step: int, n_steps: int, nlat: int, nlon: int, seed: int):
         data,
         coords={
             "time": time_axis,
-            "lat": np.linspace(-89.0, 89.0, nlat),
-            "lon": np.linspace(0.0, 360.0, nlon, endpoint=False),
+            # the recipe's North Atlantic box at 1.5 degrees (36 x 68 by default)
+            "lat": GRID_ORIGIN[0] + GRID_STEP * np.arange(nlat),
+            "lon": GRID_ORIGIN[1] + GRID_STEP * np.arange(nlon),
         },
     )
 
@@ -145,21 +158,52 @@ class _TreePeak:
         self._thread.join()
 
 
-def measure(source: str, stats: str, workers: int, batch: int, batches: int, warmup: int) -> dict:
-    """Iterate the loader in this (fresh) process and report throughput and memory."""
+def _recipe(path: str, source: str, batch: int, samples: int):
+    """The recipe with its data section pointed at ``source`` (the archive is its region already)."""
+    import dataclasses
+
+    from climode.training.recipe import load_recipe
+
+    recipe = load_recipe(path)
+    data = dataclasses.replace(recipe.data, dataset=source, split=None, validation_split=None, region=None,
+                               batch_size=batch, samples_per_epoch=samples, seeds=None)
+    return dataclasses.replace(recipe, data=data)
+
+
+def _training_data(recipe, stats: str):
+    """The trainer's data: build_training_data with the recipe's stride, statistics stored at ``stats``."""
+    from climode.models.config import ModelConfig
+    from climode.training.data import build_training_data
+
+    stride = 2 ** int(recipe.model.config.get("n_downs", ModelConfig().n_downs))
+    return build_training_data(recipe.data, multiple=stride, seed=recipe.train.seed, stats_path=stats)
+
+
+def _trainer_loader(data, batch: int, workers: int, epoch: int = 0):
+    """A DataLoader as ``Trainer._loader`` builds it: shuffled epoch keys, padded batches, worker_init."""
+    from torch.utils.data import DataLoader
+
+    from climode.data.loader import collate_windows, worker_init
+    from climode.training.trainer import EpochSampler
+
+    kwargs = {"worker_init_fn": worker_init, "persistent_workers": False} if workers else {}
+    sampler = EpochSampler(len(data.train), epoch, 0, shuffle=True)
+    return DataLoader(data.train, batch_size=batch, sampler=sampler, collate_fn=collate_windows,
+                      num_workers=workers, **kwargs)
+
+
+def measure(recipe_path: str, source: str, stats: str, workers: int, batch: int, batches: int, warmup: int) -> dict:
+    """Iterate the training loader in this (fresh) process and report throughput and memory."""
     import psutil
     import torch
 
-    from climode.data.loader import WindowDataset, make_loader
-    from climode.data.normalize import Normalizer
-    from climode.data.sampling import CAM5Protocol
-
     torch.set_num_threads(1)
     rss_before = psutil.Process().memory_info().rss
-    norm = Normalizer.load(stats)
-    dataset = WindowDataset(source, list(VARS), CAM5Protocol(), norm, seed=0,
-                            samples_per_epoch=(batches + warmup) * batch, static=True)
-    loader = make_loader(dataset, batch_size=batch, num_workers=workers, shuffle=True, seed=0)
+    recipe = _recipe(recipe_path, source, batch, (batches + warmup) * batch)
+    t0 = time.perf_counter()
+    data = _training_data(recipe, stats)
+    setup_s = time.perf_counter() - t0
+    loader = _trainer_loader(data, batch, workers)
     with _TreePeak() as tree:
         t_start = time.perf_counter()
         it = iter(loader)
@@ -174,7 +218,7 @@ def measure(source: str, stats: str, workers: int, batch: int, batches: int, war
                 n += int(b["inputs"].shape[0])
         elapsed = time.perf_counter() - t0
         del it
-    dataset.close()
+    data.train.close()
     # getrusage's RUSAGE_SELF max RSS survives execve, so it would include the
     # parent's peak from building the archive; VmHWM is this process image's own.
     ru_self = _vm_hwm_mb()
@@ -184,6 +228,8 @@ def measure(source: str, stats: str, workers: int, batch: int, batches: int, war
         "samples_per_s": n / elapsed,
         "s_per_batch": elapsed / batches,
         "first_batch_s": t_first,
+        "setup_s": setup_s,
+        "batch_shape": list(b["inputs"].shape),
         "rss_before_mb": rss_before / 2**20,
         "peak_rss_loader_mb": ru_self,
         "maxrss_largest_worker_mb": ru_children if workers else None,
@@ -191,36 +237,89 @@ def measure(source: str, stats: str, workers: int, batch: int, batches: int, war
     }
 
 
-def _measure_in_subprocess(args, source: str, stats: str, workers: int) -> dict:
-    cmd = [sys.executable, __file__, "--_measure", source, "--_stats", stats, "--workers", str(workers),
-           "--batch", str(args.batch), "--batches", str(args.batches), "--warmup", str(args.warmup)]
+def measure_model_step(recipe_path: str, source: str, stats: str, batch: int, steps: int, warmup: int) -> dict:
+    """Time ``TrainStep`` of the recipe's model on batches of the archive (drawn before the clock starts)."""
+    import statistics
+
+    import torch
+
+    from climode.models.discriminators import ImageDiscriminator, SequenceDiscriminator
+    from climode.training.step import Discriminators, TrainStep
+    from climode.training.trainer import build_model, discriminators_enabled, model_config_for
+
+    recipe = _recipe(recipe_path, source, batch, (steps + warmup) * batch)
+    data = _training_data(recipe, stats)
+    batches = list(_trainer_loader(data, batch, 0))
+    config = model_config_for(recipe, data)
+    torch.manual_seed(recipe.train.seed)
+    model = build_model(recipe.model.name, config)
+    o = recipe.optim
+    opt_cls = {"adamax": torch.optim.Adamax, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[o.name]
+    optimizer = opt_cls([p for p in model.parameters() if p.requires_grad], lr=o.lr, weight_decay=o.weight_decay)
+    disc = None
+    if discriminators_enabled(recipe):
+        spec = data.train.window(0, 0)[2]
+        channels = config["in_channels"]
+        d_img = ImageDiscriminator(channels)
+        d_seq = SequenceDiscriminator(channels, len(spec.input_offsets) + len(spec.target_offsets))
+        disc = Discriminators(d_img, d_seq, opt_cls([*d_img.parameters(), *d_seq.parameters()], lr=o.disc_lr or o.lr))
+    step = TrainStep(model, optimizer, disc, recipe.loss, grad_clip=o.grad_clip)
+    times = []
+    for i, b in enumerate(batches):
+        t0 = time.perf_counter()
+        step(b)
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+    return {
+        "model": recipe.model.name,
+        "recipe": Path(recipe_path).name,
+        "config": {k: v for k, v in config.items() if not isinstance(v, dict)},
+        "discriminators": disc is not None,
+        "batch_shape": list(batches[0]["inputs"].shape),
+        "torch_threads": torch.get_num_threads(),
+        "steps_timed": len(times),
+        "step_s_median": statistics.median(times),
+        "step_s_min": min(times),
+        "step_s_max": max(times),
+    }
+
+
+def _in_subprocess(args, *extra: str) -> dict:
+    cmd = [sys.executable, __file__, *extra, "--batch", str(args.batch), "--batches", str(args.batches),
+           "--warmup", str(args.warmup), "--recipe", str(args.recipe), "--model-steps", str(args.model_steps)]
     out = subprocess.run(cmd, capture_output=True, text=True)
     if out.returncode != 0:
-        raise RuntimeError(f"measurement failed ({source}, {workers} workers):\n{out.stderr}")
+        raise RuntimeError(f"measurement failed ({' '.join(extra)}):\n{out.stderr}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch", type=int, default=8, help="samples per batch (default 8)")
+    parser.add_argument("--batch", type=int, default=8, help="samples per batch (default 8, as the recipe)")
     parser.add_argument("--workers", default="0,2", help="DataLoader worker counts, comma separated (default 0,2)")
     parser.add_argument("--steps", type=int, default=None,
                         help="3-hourly time steps in the archive (default: 100 batches' worth of frames)")
     parser.add_argument("--batches", type=int, default=20, help="batches timed per configuration (default 20)")
     parser.add_argument("--warmup", type=int, default=2, help="batches before timing starts (default 2)")
-    parser.add_argument("--grid", default="40x72", help="lat x lon grid (default 40x72)")
+    parser.add_argument("--grid", default="36x68", help="lat x lon grid at 1.5 degrees (default 36x68, the recipe's)")
     parser.add_argument("--files", type=int, default=4, help="NetCDF files in the archive (default 4)")
     parser.add_argument("--zarr-chunk", type=int, default=4, help="time steps per zarr chunk (default 4)")
-    parser.add_argument("--model-step-s", type=float, default=None,
-                        help="measured model training step time in seconds; reports loader/model ratio")
+    parser.add_argument("--recipe", default=str(RECIPE), help="recipe whose data section and model are used")
+    parser.add_argument("--model-steps", type=int, default=3, help="training steps timed after one warm-up (default 3)")
     parser.add_argument("--dir", default=None, help="build the archive here and keep it (default: a temp dir)")
     parser.add_argument("--_measure", help=argparse.SUPPRESS)
+    parser.add_argument("--_model_step", help=argparse.SUPPRESS)
     parser.add_argument("--_stats", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
 
     if args._measure:
-        result = measure(args._measure, args._stats, int(args.workers), args.batch, args.batches, args.warmup)
+        result = measure(args.recipe, args._measure, args._stats, int(args.workers), args.batch, args.batches,
+                         args.warmup)
+        sys.stdout.write(json.dumps(result) + "\n")
+        return result
+    if args._model_step:
+        result = measure_model_step(args.recipe, args._model_step, args._stats, args.batch, args.model_steps, 1)
         sys.stdout.write(json.dumps(result) + "\n")
         return result
 
@@ -230,21 +329,29 @@ def main(argv: list[str] | None = None) -> dict:
     root = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="climode-bench-"))
     try:
         info = build_archive(root, steps, nlat, nlon, args.files, args.zarr_chunk)
-        from climode.data.normalize import compute_stats, open_lazy
-
-        t0 = time.perf_counter()
-        compute_stats(open_lazy(info["netcdf"]), list(VARS), path=root / "stats.json")
-        stats_s = time.perf_counter() - t0
+        stats_s, stored_s = {}, {}
+        for fmt in ("netcdf", "zarr"):
+            recipe = _recipe(args.recipe, info[fmt], args.batch, args.batch)
+            stats = root / f"stats_{fmt}.json"
+            t0 = time.perf_counter()
+            _training_data(recipe, str(stats))  # computes the statistics lazily (dask) and stores them
+            stats_s[fmt] = round(time.perf_counter() - t0, 2)
+            t0 = time.perf_counter()
+            _training_data(recipe, str(stats))  # reads them back
+            stored_s[fmt] = round(time.perf_counter() - t0, 2)
+        model = _in_subprocess(args, "--_model_step", info["netcdf"], "--_stats", str(root / "stats_netcdf.json"))
         batch_mb = args.batch * FRAMES_PER_SAMPLE * len(VARS) * nlat * nlon * 4 / 1e6
         results = {}
         for fmt in ("netcdf", "zarr"):
             for w in workers:
-                r = _measure_in_subprocess(args, info[fmt], str(root / "stats.json"), w)
-                if args.model_step_s:
-                    r["loader_to_model_step_ratio"] = r["s_per_batch"] / args.model_step_s
+                r = _in_subprocess(args, "--_measure", info[fmt], "--_stats", str(root / f"stats_{fmt}.json"),
+                                   "--workers", str(w))
+                r["loader_to_model_step_ratio"] = r["s_per_batch"] / model["step_s_median"]
                 results[f"{fmt}_w{w}"] = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()}
         report = {
             "benchmark": "data_pipeline",
+            "path": "recipe data section -> build_training_data (climode.open_dataset, lazy) -> WindowDataset "
+                    "-> trainer DataLoader",
             "grid": [nlat, nlon],
             "variables": list(VARS),
             "steps": steps,
@@ -254,9 +361,10 @@ def main(argv: list[str] | None = None) -> dict:
             "zarr_mb": round(info["zarr_mb"], 1),
             "archive_to_batch": round(info["netcdf_mb"] / batch_mb, 1),
             "build_s": round(info["build_s"], 2),
-            "stats_s": round(stats_s, 2),
+            "stats_compute_and_store_s": stats_s,
+            "setup_with_stored_stats_s": stored_s,
             "cpu_count": os.cpu_count(),
-            "model_step_s": args.model_step_s,
+            "model_step": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in model.items()},
             "results": results,
         }
         sys.stdout.write(json.dumps(report) + "\n")

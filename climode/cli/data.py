@@ -51,6 +51,15 @@ def _list(args: argparse.Namespace) -> int:
     print(f"catalog: {cat.path}")
     for row in [header, *rows]:
         print("  ".join(cell.ljust(w) for cell, w in zip(row[:3], widths)) + "  " + row[3])
+    missing = {e.name: e.missing() for e in cat.entries.values() if e.driver != "synthetic"}
+    missing = {name: paths for name, paths in missing.items() if paths}
+    if missing:
+        print()
+        print("missing paths (each entry's obtain: field in the catalog says how to get the data):")
+        width = max(len(name) for name in missing)
+        for name, paths in missing.items():
+            for path in paths:
+                print(f"  {name.ljust(width)}  {path}")
     return 0
 
 

@@ -4,7 +4,10 @@ The packaged catalog is used unless ``CLIMODE_CATALOG`` (or ``path=``) names
 another file.  Paths may use environment variables, ``${NAME}`` or
 ``${NAME:-default}``; a variable that is unset falls back to the inline default,
 then to the catalog's ``environment:`` defaults (``CLIMODE_DATA`` defaults to
-``~/climode_data``).
+``~/climode_data``).  An item of ``paths`` may itself be a list of alternatives,
+tried in order: the first that exists is used (an alternative naming an unset
+variable is skipped), so ``[${NCARG_ROOT}/lib/ncarg/..., /usr/share/ncarg/...]``
+finds the files of an NCL install and of Debian's package alike.
 """
 
 from __future__ import annotations
@@ -93,7 +96,8 @@ class CatalogEntry:
     name: str
     driver: str
     description: str = ""
-    paths: tuple[str, ...] = ()
+    #: each item: a path or glob, or a tuple of alternatives tried in order
+    paths: tuple[str | tuple[str, ...], ...] = ()
     variables: Mapping[str, str] = field(default_factory=dict)
     units: Mapping[str, str] = field(default_factory=dict)
     licence: str = ""
@@ -111,8 +115,53 @@ class CatalogEntry:
         return lines[0].strip() if lines else ""
 
     def expanded_paths(self) -> list[str]:
-        """The entry's paths (or globs) with environment variables expanded."""
-        return [expand(p, self.environment) for p in self.paths]
+        """The entry's paths (or globs) with environment variables expanded.
+
+        Of a list of alternatives, the first that exists; if none does, the
+        first that can be expanded (so an error can name it).
+        """
+        return [self._choose(item) for item in self.paths]
+
+    def _alternatives(self, item: str | tuple[str, ...]) -> tuple[list[str], DataError | None]:
+        """Expanded alternatives of one path item, and the first expansion error."""
+        expanded: list[str] = []
+        error: DataError | None = None
+        for alt in (item,) if isinstance(item, str) else item:
+            try:
+                expanded.append(expand(alt, self.environment))
+            except DataError as exc:
+                error = error or exc
+        return expanded, error
+
+    def _choose(self, item: str | tuple[str, ...]) -> str:
+        expanded, error = self._alternatives(item)
+        for path in expanded:
+            if _exists(path):
+                return path
+        if expanded:
+            return expanded[0]
+        assert error is not None
+        raise error
+
+    def missing(self) -> list[str]:
+        """The path items with nothing on disk, as text (alternatives joined by ``or``)."""
+        if self.driver == "synthetic":
+            return []
+        out: list[str] = []
+        for item in self.paths:
+            shown: list[str] = []
+            found = False
+            for alt in (item,) if isinstance(item, str) else item:
+                try:
+                    path = expand(alt, self.environment)
+                except DataError:
+                    shown.append(alt)  # names an unset variable: shown as written
+                    continue
+                found = found or _exists(path)
+                shown.append(path)
+            if not found:
+                out.append(" or ".join(shown))
+        return out
 
     def files(self) -> list[str]:
         """Existing files or stores matching the entry's paths, sorted per pattern."""
@@ -132,17 +181,15 @@ class CatalogEntry:
                 return bool(module) and importlib.util.find_spec(module) is not None
             except (ImportError, ValueError):
                 return False
+        return bool(self.paths) and not self.missing()
+
+    def obtain_text(self) -> str:
+        """How to get the data, on one line, with environment variables expanded where they can be."""
+        text = " ".join(self.obtain.split())
         try:
-            patterns = self.expanded_paths()
+            return expand(text, self.environment) if "$" in text else text
         except DataError:
-            return False
-        if not patterns:
-            return False
-        for pattern in patterns:
-            found = glob.glob(pattern) if glob.has_magic(pattern) else os.path.exists(pattern)
-            if not found:
-                return False
-        return True
+            return text
 
     def load_generator(self) -> Callable[..., Any]:
         """Import the ``module.path:function`` of a synthetic entry."""
@@ -182,6 +229,11 @@ class CatalogEntry:
                 f"seed {seed} is outside split {split!r} of {self.name!r} (seeds {lo}..{hi})"
             )
         return int(seed)
+
+
+def _exists(pattern: str) -> bool:
+    """Whether a path exists, or a glob matches something."""
+    return bool(glob.glob(pattern)) if glob.has_magic(pattern) else os.path.exists(pattern)
 
 
 @dataclass(frozen=True)
@@ -248,8 +300,11 @@ def _entry(name: str, spec: Any, where: Path, environment: Mapping[str, str]) ->
     paths = spec.get("paths", [])
     if isinstance(paths, str):
         paths = [paths]
-    if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
-        raise bad("'paths' must be a path or a list of paths/globs")
+    if not isinstance(paths, list) or not all(
+        isinstance(p, str) or (isinstance(p, list) and p and all(isinstance(a, str) for a in p)) for p in paths
+    ):
+        raise bad("'paths' must be a path or a list of paths/globs (an item may be a list of alternatives)")
+    paths = [p if isinstance(p, str) else tuple(p) for p in paths]
     if driver != "synthetic" and not paths:
         raise bad(f"driver {driver} needs 'paths'")
     mappings = {}

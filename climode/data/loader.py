@@ -17,7 +17,9 @@ Fork safety.  netCDF4/HDF5 handles must not be shared across a ``fork``:
   parent's handles), so xarray's ``CachingFileManager`` reopens every file in
   that process on first use, exactly as it does after unpickling;
 - reads run with dask's synchronous scheduler (a forked thread pool would hang);
-  zarr resets its own event loop after a fork.
+  zarr resets its own event loop after a fork.  A dask-backed sequence is read
+  chunk by chunk from its graph, flattened once (:class:`_DaskFrames`), so a
+  window costs what its own time steps cost, however long the archive.
 
 The process check runs on every read, so this holds with any DataLoader; the
 :func:`worker_init` of :func:`make_loader` also limits torch to one thread.
@@ -55,6 +57,7 @@ __all__ = [
     "from_array",
     "hours_since",
     "check_regular",
+    "observed_steps",
 ]
 
 _LAT_NAMES = ("lat", "latitude")
@@ -110,6 +113,19 @@ def check_regular(hours: np.ndarray, step_hours: float | None, name: str, times:
             "(e.g. ds.reindex(time=...)) or resample"
         )
     return expected
+
+
+def observed_steps(finite: np.ndarray) -> np.ndarray:
+    """Which steps of a window are observed: ``finite`` [T, C, H, W] -> bool [T].
+
+    A step is observed (mask 1) only when every channel has at least one finite
+    cell; a step where any one variable is entirely missing is unobserved for
+    that sample (mask 0), as in the forecaster.  Cells missing inside an observed
+    step stay missing cell by cell (``valid``, and NaN targets kept out of the loss).
+    """
+    if finite.ndim < 2:
+        raise DataError(f"observed_steps needs [time, channel, ...] flags, got shape {finite.shape}")
+    return finite.reshape(finite.shape[0], finite.shape[1], -1).any(axis=2).all(axis=1)
 
 
 # --------------------------------------------------------------------------- fork safety
@@ -264,13 +280,58 @@ def _read_arrays(arrays: list[xr.Variable], idx: np.ndarray) -> np.ndarray:
     return out.astype(np.float32, copy=False)
 
 
+class _DaskFrames:
+    """Time steps of a dask-backed ``(time, y, x)`` array, computing only the chunks they fall in.
+
+    The graph is flattened once (in the process that builds the dataset, so
+    forked workers inherit it); each read culls it to the chunks of the
+    requested steps and runs them synchronously here.  A read therefore costs
+    what its chunks cost, however long the archive: indexing the dask array
+    itself would re-walk and re-optimise the whole graph on every compute.
+    """
+
+    def __init__(self, array: Any):
+        self._graph = dict(array.__dask_graph__())
+        self._keys = array.__dask_keys__()
+        self._starts = np.concatenate([[0], np.cumsum(array.chunks[0])]).astype(np.int64)
+        self.n_time = int(array.shape[0])
+
+    def read(self, idx: np.ndarray | slice) -> np.ndarray:
+        from dask.local import get_sync
+        from dask.optimization import cull
+
+        steps = np.arange(self.n_time)[idx] if isinstance(idx, slice) else np.asarray(idx, dtype=np.int64)
+        blocks = np.unique(np.searchsorted(self._starts, steps, side="right") - 1)
+        keys = [self._keys[b] for b in blocks]  # [time block][y block][x block]
+        flat = [k for block in keys for row in block for k in row]
+        graph, _ = cull(self._graph, flat)
+        values = dict(zip(flat, get_sync(graph, flat)))
+        frames = np.concatenate([np.block([[values[k] for k in row] for row in block]) for block in keys], axis=0)
+        first = np.concatenate([np.arange(self._starts[b], self._starts[b + 1]) for b in blocks])
+        return frames[np.searchsorted(first, steps)]
+
+
+def _reader(var: xr.Variable) -> Any:
+    """How to read frames of one channel: chunk by chunk for dask, by (lazy) indexing otherwise."""
+    # var.chunks is None unless dask-backed; var.data would load a lazily indexed variable
+    return _DaskFrames(var.data) if var.chunks is not None else var
+
+
+def _read_channels(readers: list[Any], idx: np.ndarray | slice) -> np.ndarray:
+    with _synchronous():
+        frames = [r.read(idx) if isinstance(r, _DaskFrames) else np.asarray(r[idx].values) for r in readers]
+    out = np.stack(frames, axis=1) if len(frames) > 1 else frames[0][:, None]
+    return out.astype(np.float32, copy=False)
+
+
 class _XarraySequence(_Sequence):
-    """A sequence held as an xarray object (in memory, or lazily backed by files)."""
+    """A sequence held as an xarray object (in memory, or lazily backed by files through dask)."""
 
     def __init__(self, obj, variables, channel_dim: str, name: str):
         names, arrays, ref = _describe(obj, variables, channel_dim, name)
         self.channels = tuple(names)
         self._arrays = arrays
+        self._readers = [_reader(a) for a in arrays]
         time = obj["time"]
         self.times = np.asarray(time.values)
         self.hours = hours_since(self.times)
@@ -281,7 +342,7 @@ class _XarraySequence(_Sequence):
     def read(self, idx: np.ndarray) -> np.ndarray:
         if idx.size and idx[-1] - idx[0] + 1 == idx.size:
             idx = slice(int(idx[0]), int(idx[-1]) + 1)  # type: ignore[assignment]
-        return _read_arrays(self._arrays, idx)
+        return _read_channels(self._readers, idx)
 
 
 class _FileSequence(_Sequence):
@@ -581,15 +642,15 @@ class WindowDataset(Dataset):
         inputs = frames[np.searchsorted(offsets, in_off)]
         targets = frames[np.searchsorted(offsets, tg_off)]
         finite = np.isfinite(inputs)
-        input_mask = finite.reshape(len(in_off), -1).any(axis=1)
+        input_mask = observed_steps(finite)
         if not input_mask.any():
             raise DataError(
-                f"window at frame {start} of sequence {seq_id} ({seq.times[start]}) has no finite input frame; "
-                "drop all-missing periods from the data"
+                f"window at frame {start} of sequence {seq_id} ({seq.times[start]}) has no input step with "
+                f"every variable of {list(self.channels)} present; drop all-missing periods from the data"
             )
         valid = finite[input_mask].any(axis=0)
         inputs = np.where(finite, inputs, np.float32(0.0))
-        target_mask = np.isfinite(targets).reshape(len(tg_off), -1).any(axis=1)
+        target_mask = observed_steps(np.isfinite(targets))
         hours = seq.hours[start + offsets]
         origin = hours[np.searchsorted(offsets, in_off[input_mask][0])]
         item = {

@@ -3,6 +3,8 @@
 :func:`compute_stats` reduces each variable (NaN-skipping mean and standard
 deviation over time and space) lazily: on dask-backed datasets the work is a
 chunk-wise tree reduction, so the archive is never loaded into memory.
+:func:`load_or_compute_stats` stores them once as JSON (checked against a
+:func:`files_fingerprint` of the data) and reads them back afterwards.
 :class:`Normalizer` applies the statistics to xarray objects, numpy arrays and
 torch tensors alike.
 """
@@ -25,7 +27,8 @@ from climode.io import atomic_write_text
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Normalizer", "compute_stats", "load_or_compute_stats", "open_lazy"]
+__all__ = ["Normalizer", "compute_stats", "files_fingerprint", "load_or_compute_stats", "open_lazy",
+           "stats_cache_dir"]
 
 _FORMAT = "climode-normalizer"
 _VERSION = 1
@@ -352,10 +355,84 @@ def compute_stats(
 
 
 def load_or_compute_stats(
-    path: str | os.PathLike, data: Any, variables: Sequence[str] | None = None, **kwargs: Any
+    path: str | os.PathLike,
+    data: Any,
+    variables: Sequence[str] | None = None,
+    *,
+    key: str | None = None,
+    **kwargs: Any,
 ) -> Normalizer:
-    """Reload the statistics stored at ``path``, or compute them once and store them there."""
-    if Path(path).exists():
-        norm = Normalizer.load(path)
-        return norm if variables is None else norm.select(variables)
-    return compute_stats(data, variables, path=path, **kwargs)
+    """Reload the statistics stored at ``path``, or compute them once and store them there.
+
+    ``data`` may be a callable returning the data, so nothing is opened when the
+    statistics are already stored.  With ``key`` (a fingerprint of the data, see
+    :func:`files_fingerprint`) the stored statistics are used only if they were
+    computed with the same key; otherwise they are recomputed and replaced.
+    """
+    target = Path(path)
+    if target.exists():
+        stored = _read_json(target)
+        if key is None or stored.get("source_key") == key:
+            norm = Normalizer.from_dict(stored)
+            if variables is None or all(v in norm.variables for v in variables):
+                log.info("normalisation statistics read from %s", target)
+                return norm if variables is None else norm.select(variables)
+        log.info("statistics in %s were computed from other data: recomputing them", target)
+    norm = compute_stats(data() if callable(data) else data, variables, **kwargs)
+    record = norm.to_dict()
+    if key is not None:
+        record["source_key"] = key
+    target.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(target, json.dumps(record, indent=2) + "\n")
+    log.info("normalisation statistics stored in %s", target)
+    return norm
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise DataError(f"cannot read normalizer statistics {path}: {exc.strerror}") from None
+    except json.JSONDecodeError as exc:
+        raise DataError(f"normalizer statistics {path} is not valid JSON ({exc.msg}); delete it to recompute") from None
+    if not isinstance(data, dict):
+        raise DataError(f"normalizer statistics {path} is not a JSON mapping; delete it to recompute")
+    return data
+
+
+#: Files of a zarr store whose change means the data changed (metadata is rewritten on every write).
+_ZARR_METADATA = (".zmetadata", ".zarray", ".zattrs", ".zgroup", "zarr.json")
+
+
+def files_fingerprint(paths: Sequence[str | os.PathLike], **identity: Any) -> str:
+    """A hex digest naming these files as they are now (path, size, modification time) plus ``identity``.
+
+    A zarr store counts by its metadata files, which every write rewrites.
+    ``identity`` holds whatever else decides the values (variables, region, mapping).
+    """
+    import hashlib
+
+    from climode import __version__
+
+    entries: list[Any] = []
+    for raw in paths:
+        path = Path(raw).expanduser().resolve()
+        if path.is_dir():
+            for meta in sorted(path.rglob("*")):
+                if meta.name in _ZARR_METADATA and meta.is_file():
+                    st = meta.stat()
+                    entries.append([str(meta), st.st_size, st.st_mtime_ns])
+        else:
+            st = path.stat()
+            entries.append([str(path), st.st_size, st.st_mtime_ns])
+    text = json.dumps({"files": entries, "climode": __version__, **identity}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def stats_cache_dir() -> Path:
+    """Where statistics of file archives are stored: ``$CLIMODE_CACHE/stats``, else ``~/.cache/climode/stats``."""
+    root = os.environ.get("CLIMODE_CACHE")
+    if root:
+        return Path(root).expanduser() / "stats"
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "climode" / "stats"

@@ -90,6 +90,8 @@ def open_dataset(
         for name in mapping:
             if mapping[name] is None and name in entry.variables:
                 mapping[name] = entry.variables[name]
+        if mapping.get("PSL") is not None and mapping["PSL"] == entry.variables.get("PSL"):
+            _refuse_surface_pressure(xr.Dataset(), mapping["PSL"], f"catalog {cat.path}, entry {entry.name!r}")
         spec = OpenSpec(
             variables=mapping,
             units=user_units,
@@ -117,7 +119,7 @@ def open_dataset(
             if split is not None:
                 ds.attrs["climode_split"] = split
         else:
-            paths = _expand_sources(entry.expanded_paths(), label)
+            paths = _entry_files(entry, label)
             ds = _open_files(paths, spec, chunks=chunks, zarr=entry.driver == "zarr")
     else:
         label = _label(source)
@@ -197,6 +199,30 @@ def _expand_sources(source, label: str) -> list[str]:
     return out
 
 
+def _entry_files(entry, label: str) -> list[str]:
+    """The files of a netcdf/zarr catalog entry; if they are absent, the error says how to obtain them."""
+    try:
+        return _expand_sources(entry.expanded_paths(), label)
+    except DataError as exc:
+        how = entry.obtain_text()
+        raise DataError(f"{exc}; to obtain {entry.name}: {how}" if how else str(exc)) from None
+
+
+def resolve_files(source: Any, catalog: Any = None) -> list[str]:
+    """The files or stores :func:`open_dataset` would read for ``source`` (none for in-memory or synthetic data)."""
+    from climode.data.catalog import Catalog, load_catalog
+
+    if isinstance(source, xr.Dataset):
+        return []
+    if isinstance(source, str) and _is_catalog_name(source):
+        cat = catalog if isinstance(catalog, Catalog) else load_catalog(catalog)
+        entry = cat.get(source)
+        if entry.driver in ("synthetic", "video"):
+            return []
+        return _entry_files(entry, f"catalog entry {entry.name!r}")
+    return _expand_sources(source, _label(source))
+
+
 def _is_zarr(path: str) -> bool:
     p = Path(path)
     return p.suffix == ".zarr" or (
@@ -207,15 +233,52 @@ def _is_zarr(path: str) -> bool:
 def _open_raw(path: str, chunks, zarr: bool | None) -> xr.Dataset:
     """Open one file lazily, times undecoded; a one-line DataError if it cannot be read."""
     use_zarr = _is_zarr(path) if zarr is None else zarr
-    kwargs: dict[str, Any] = dict(chunks=chunks, decode_times=False, decode_timedelta=False)
+    kwargs: dict[str, Any] = dict(decode_times=False, decode_timedelta=False)
+    if use_zarr:
+        kwargs["engine"] = "zarr"
     try:
-        if use_zarr:
-            return xr.open_dataset(path, engine="zarr", **kwargs)
-        return xr.open_dataset(path, **kwargs)
+        if isinstance(chunks, Mapping) and set(chunks) & {"time", "lat", "lon"}:
+            with xr.open_dataset(path, chunks=None, **kwargs) as peek:  # metadata only
+                chunks = _file_chunks(peek, chunks)
+        return xr.open_dataset(path, chunks=chunks, **kwargs)
     except Exception as exc:  # backends raise many types for a bad file
         first = (str(exc).splitlines() or [type(exc).__name__])[0]
         kind = "zarr store" if use_zarr else "NetCDF file"
         raise DataError(f"cannot read {path}: not a readable {kind} ({first})") from None
+
+
+def _file_chunks(raw: xr.Dataset, chunks: Mapping[str, Any]) -> dict[str, Any]:
+    """``chunks`` keyed by canonical dims (time, lat, lon) -> keyed by this file's own dims.
+
+    A size smaller than the file's stored chunks (zarr, chunked NetCDF-4) is
+    rounded up to a multiple of them: a stored chunk is read whole anyway.
+    """
+    own: dict[str, str] = {}
+    tname, _ = _find_time(raw)
+    if tname is not None and raw[tname].ndim == 1:
+        own["time"] = str(raw[tname].dims[0])
+    for dim, names, units, standard in (("lat", lexicon.LAT_NAMES, lexicon.LAT_UNITS, "latitude"),
+                                        ("lon", lexicon.LON_NAMES, lexicon.LON_UNITS, "longitude")):
+        name = _find_coord(raw, names, units, standard)
+        if name is not None and raw[name].ndim == 1:
+            own[dim] = str(raw[name].dims[0])
+    out: dict[str, Any] = {}
+    for key, size in chunks.items():
+        dim = own.get(str(key), str(key))
+        stored = _stored_chunk(raw, dim)
+        if isinstance(size, int) and size > 0 and stored and size % stored:
+            size = stored * -(-size // stored)
+        out[dim] = size
+    return out
+
+
+def _stored_chunk(raw: xr.Dataset, dim: str) -> int | None:
+    """The on-disk chunk length along ``dim`` of the file's data variables, if they are chunked."""
+    for var in raw.data_vars.values():
+        preferred = var.encoding.get("preferred_chunks") or {}
+        if dim in preferred and var.encoding.get("contiguous") is not True:
+            return int(preferred[dim])
+    return None
 
 
 def _open_files(paths: list[str], spec: OpenSpec, *, chunks, zarr: bool | None) -> xr.Dataset:
@@ -253,7 +316,7 @@ def _canonical_file(
     otherwise a missing variable is an error listing what was found.
     """
     ds = _normalise_grid(raw, label)
-    ds = _normalise_time(ds, label, spec.calendar)
+    ds, bounds = _normalise_time(ds, label, spec.calendar)
     out: dict[str, xr.DataArray] = {}
     missing: list[str] = []
     for name, source_name in spec.variables.items():
@@ -269,6 +332,7 @@ def _canonical_file(
         for v in ds.data_vars:
             if v not in spec.variables and "lat" not in ds[v].dims and "lon" not in ds[v].dims:
                 result[v] = ds[v]
+    result = _apply_time_bounds(result, list(out), bounds, label)
     result.attrs.update(
         {k: v for k, v in raw.attrs.items() if isinstance(k, str) and not k.startswith("_")}
     )
@@ -401,8 +465,12 @@ def _decode(values, units: str, calendar: str, label: str, what: str):
         raise DataError(f"{label}: cannot decode {what} with units {units!r}, calendar {calendar!r} ({first})") from None
 
 
-def _normalise_time(ds: xr.Dataset, label: str, calendar_hint: str | None) -> xr.Dataset:
-    """Name the time dim ``time``, decode it (calendars, offsets from a reftime), use time_bnds midpoints."""
+def _normalise_time(ds: xr.Dataset, label: str, calendar_hint: str | None) -> tuple[xr.Dataset, "TimeBounds | None"]:
+    """Name the time dim ``time`` and decode it (calendars, offsets from a reftime); also return its bounds.
+
+    Whether the bounds' midpoints replace the stamps depends on each variable's
+    ``cell_methods`` (:func:`uses_bounds_midpoint`), decided once the variables are chosen.
+    """
     tname, offsets = _find_time(ds)
     if tname is None:
         raise DataError(
@@ -428,35 +496,107 @@ def _normalise_time(ds: xr.Dataset, label: str, calendar_hint: str | None) -> xr
         decoded = _decode(values, str(units), calendar, label, f"time {tname!r}")
     else:
         decoded = values
-    # averaged fields are stamped at the end of the interval: use the middle of the bounds
-    bname = attrs.get("bounds")
-    if bname not in ds.variables:
-        bname = next((b for b in lexicon.TIME_BOUNDS_NAMES if b in ds.variables), None)
-    if bname is not None and ds[bname].ndim == 2 and ds[bname].shape[-1] == 2:
-        bounds = ds[bname].values
-        if np.issubdtype(bounds.dtype, np.number):
-            b_units = ds[bname].attrs.get("units", units)
-            b_cal = ds[bname].attrs.get("calendar", calendar)
-            bounds = _decode(bounds, str(b_units), str(b_cal), label, f"time bounds {bname!r}")
-        lo, hi = bounds[:, 0], bounds[:, 1]
-        decoded = lo + (hi - lo) / 2
-        log.debug("%s: time set to the midpoints of %s", label, bname)
+    bounds = _time_bounds(ds, attrs.get("bounds"), decoded, str(units), calendar, label)
     tdim = tvar.dims[0] if tvar.ndim == 1 else None
-    drop = [v for v in ds.variables if v in (bname, "time", *lexicon.REFTIME_NAMES) and v != tname]
+    drop = [v for v in ds.variables
+            if v in (bounds.name if bounds else None, "time", *lexicon.REFTIME_NAMES) and v != tname]
     ds = ds.drop_vars(drop)
     new_attrs = {k: v for k, v in attrs.items() if k in ("long_name", "standard_name", "axis")}
     new_attrs.setdefault("standard_name", "time")
-    if bname is not None:
-        new_attrs["comment"] = f"midpoint of {bname}"
     if tdim is None:  # a scalar time: one step per file
         ds = ds.drop_vars(tname).expand_dims(time=np.atleast_1d(decoded))
         ds["time"].attrs.update(new_attrs)
-        return ds
+        return ds, bounds
     if tdim != tname:
         ds = ds.swap_dims({tdim: tname})
     ds = ds.drop_vars(tname).rename({tname: "time"}) if tname != "time" else ds.drop_vars("time")
     ds = ds.assign_coords(time=("time", decoded, new_attrs))
-    return ds
+    return ds, bounds
+
+
+@dataclass(frozen=True)
+class TimeBounds:
+    """A file's time bounds: their name, midpoints, and whether time is stamped at their end (CAM history)."""
+
+    name: str
+    midpoints: np.ndarray
+    end_stamped: bool
+
+
+def _time_bounds(ds: xr.Dataset, bname, decoded, units: str, calendar: str, label: str) -> TimeBounds | None:
+    """Decode the time bounds variable of ``ds`` (``bounds`` attribute or a usual name), if any."""
+    if bname not in ds.variables:
+        bname = next((b for b in lexicon.TIME_BOUNDS_NAMES if b in ds.variables), None)
+    if bname is None or ds[bname].ndim != 2 or ds[bname].shape[-1] != 2 or np.ndim(decoded) != 1:
+        return None
+    bounds = ds[bname].values
+    if np.issubdtype(bounds.dtype, np.number):
+        b_units = ds[bname].attrs.get("units", units)
+        b_cal = ds[bname].attrs.get("calendar", calendar)
+        bounds = _decode(bounds, str(b_units), str(b_cal), label, f"time bounds {bname!r}")
+    if bounds.shape[0] != np.size(decoded):
+        raise DataError(f"{label}: {bname} has {bounds.shape[0]} rows but time has {np.size(decoded)} steps")
+    lo, hi = bounds[:, 0], bounds[:, 1]
+    return TimeBounds(name=str(bname), midpoints=lo + (hi - lo) / 2,
+                      end_stamped=bool(np.all(np.asarray(decoded) == hi)))
+
+
+#: CF cell_methods over time that describe the whole interval of the bounds (all but ``point``).
+INTERVAL_METHODS = ("mean", "sum", "maximum", "minimum", "median", "mid_range", "mode",
+                    "standard_deviation", "variance", "range", "maximum_absolute_value",
+                    "minimum_absolute_value", "mean_absolute_value", "mean_of_upper_decile",
+                    "sum_of_squares", "root_mean_square")
+
+
+def time_method(cell_methods: Any) -> str | None:
+    """The method a CF ``cell_methods`` string applies over time (``"mean"``, ``"point"``, ...), or None.
+
+    ``"time: mean"``, ``"lat: lon: mean time: point"``, ``"area: mean time: mean (interval: 1 hour)"``.
+    """
+    if not cell_methods:
+        return None
+    text = re.sub(r"\([^)]*\)", " ", str(cell_methods))  # comments and (interval: ...) clauses
+    for names, method in re.findall(r"((?:[A-Za-z_][\w]*\s*:\s*)+)([A-Za-z_]\w*)", text):
+        if "time" in re.findall(r"([A-Za-z_]\w*)\s*:", names):
+            return method
+    return None
+
+
+def uses_bounds_midpoint(cell_methods: Any, end_stamped: bool) -> bool:
+    """Whether a field valid over a time interval is stamped at the middle of its bounds.
+
+    ``time: point`` is instantaneous (the stamp stays); ``time: mean``, ``sum`` or
+    another statistic over the interval is represented by its midpoint.  Without
+    a time entry in ``cell_methods``, a file whose time equals the upper bounds
+    (CAM history files, which stamp averages at the interval end) is taken as
+    averaged; any other stamp is kept.
+    """
+    method = time_method(cell_methods)
+    if method is None:
+        return end_stamped
+    return method != "point"
+
+
+def _apply_time_bounds(result: xr.Dataset, sources: Sequence[str], bounds: TimeBounds | None,
+                       label: str) -> xr.Dataset:
+    """Move time to the bounds' midpoints when the extracted variables are interval fields."""
+    if bounds is None or not sources or "time" not in result.dims:
+        return result
+    choice = {name: uses_bounds_midpoint(result[name].attrs.get("cell_methods"), bounds.end_stamped)
+              for name in sources}
+    if len(set(choice.values())) > 1:
+        mid = [n for n, c in choice.items() if c]
+        point = [n for n, c in choice.items() if not c]
+        raise DataError(
+            f"{label}: {', '.join(mid)} {'is' if len(mid) == 1 else 'are'} averaged over {bounds.name} but "
+            f"{', '.join(point)} {'is' if len(point) == 1 else 'are'} instantaneous (cell_methods), so they are "
+            "valid at different times; open them separately (variables=[...])"
+        )
+    if not any(choice.values()):
+        return result
+    attrs = dict(result["time"].attrs, comment=f"midpoint of {bounds.name}")
+    log.debug("%s: time set to the midpoints of %s", label, bounds.name)
+    return result.assign_coords(time=("time", bounds.midpoints, attrs))
 
 
 # -------------------------------------------------------------- variables
@@ -468,6 +608,8 @@ def _extract(
     """Find, reduce to one level, check dims of, and convert units of one canonical variable."""
     var = lexicon.get(name)
     if source_name is not None:
+        if name == "PSL":
+            _refuse_surface_pressure(ds, source_name, label)
         if source_name not in ds.data_vars:
             if not required:
                 return None
@@ -500,6 +642,18 @@ def _extract(
     da = da.transpose("time", "lat", "lon")
     da = da.drop_vars([c for c in da.coords if c not in ("time", "lat", "lon")])
     return _convert_units(da, name, source_name, label, spec)
+
+
+def _refuse_surface_pressure(ds: xr.Dataset, source_name: str, label: str) -> None:
+    """A ConfigError if ``source_name``, asked for as PSL, is surface pressure (by name or standard_name)."""
+    surface = {n.lower() for n in lexicon.SURFACE_PRESSURE_NAMES}
+    standard = ds[source_name].attrs.get("standard_name") if source_name in ds.variables else None
+    if source_name.lower() in surface or standard == "surface_air_pressure":
+        raise ConfigError(
+            f"{label}: PSL is mapped to {source_name!r}, which is surface pressure, not sea-level pressure; "
+            f"map PSL to a sea-level pressure variable (PSL, psl, msl, slp) or reduce {source_name} to sea level "
+            "first (e.g. NCL's pslec) and store it as PSL"
+        )
 
 
 def _convert_units(da: xr.DataArray, name: str, source_name: str, label: str, spec: OpenSpec) -> xr.DataArray:

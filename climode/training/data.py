@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -35,38 +37,141 @@ class TrainingData:
 
 def _catalog_entry(name: str):
     from climode.data.catalog import load_catalog
+    from climode.data.open import _is_catalog_name
 
+    if not _is_catalog_name(name):
+        return None  # a path or glob
     catalog = load_catalog()
     return catalog.entries.get(name)
 
 
-def climate_sequences(section: DataSection, split: str | None, count: int, multiple: int) -> list[xr.Dataset]:
-    """Open the recipe's climate sequences (synthetic realisations or files), padded for the model."""
+#: Dask chunks of file-backed training data: one time step, so a window reads only its own steps.
+WINDOW_CHUNKS: dict[str, int] = {"time": 1}
+
+
+def recipe_seeds(section: DataSection, entry, split: str | None, count: int) -> list[int]:
+    """The realisations of a synthetic entry to use for ``split``.
+
+    The recipe's ``seeds`` (for its own split) must lie in that split's seed
+    range of the catalog; with ``split: null`` they must stay out of every
+    held-out split (all but ``train``).  Otherwise the first ``count`` seeds of the split.
+    """
+    if section.seeds is not None and split == section.split:
+        seeds = [int(s) for s in section.seeds]
+        for seed in seeds:
+            if split is not None:
+                try:
+                    entry.seed_for(split, seed)
+                except ConfigError as exc:
+                    raise ConfigError(f"recipe data.seeds: {exc}; pick seeds of split {split!r}") from None
+                continue
+            for name, (lo, hi) in entry.splits.items():
+                if name != "train" and lo <= seed <= hi:
+                    raise ConfigError(
+                        f"recipe data.seeds: seed {seed} lies in split {name!r} of {entry.name!r} (seeds {lo}..{hi}) "
+                        "but data.split is null; train on seeds outside the held-out splits or set data.split"
+                    )
+        return seeds
+    if split is None:
+        return list(range(count))
+    lo = entry.seed_for(split)  # a ConfigError names the known splits
+    hi = entry.splits[split][1]
+    return list(range(lo, min(lo + count, hi + 1)))
+
+
+def climate_sequences(
+    section: DataSection,
+    split: str | None,
+    count: int,
+    multiple: int,
+    *,
+    chunks: Any = None,
+    validate: bool = True,
+) -> list[xr.Dataset]:
+    """Open the recipe's climate sequences, cut to its region and padded for the model's stride.
+
+    Synthetic realisations are generated in memory and stay there (loaded).
+    Files and catalog archives stay lazy and dask-backed (``chunks``, default
+    :data:`WINDOW_CHUNKS`): nothing is read until a window or a statistic needs
+    it, and :class:`WindowDataset` reads each window in the worker that draws it.
+    ``validate`` is passed to :func:`climode.open_dataset` for files.
+    """
     from climode.basins import subset
     from climode.basins.tiles import pad_dataset_with_nan
     from climode.data.open import open_dataset
 
     entry = _catalog_entry(section.dataset)
     if entry is not None and entry.driver == "synthetic":
-        if section.seeds is not None and split == section.split:
-            seeds = list(section.seeds)
-        else:
-            lo, hi = entry.splits[split] if split else (0, count - 1)
-            seeds = list(range(lo, min(lo + count, hi + 1)))
+        seeds = recipe_seeds(section, entry, split, count)
         generate = entry.load_generator()
         args = {**dict(entry.args), **section.generator_args}
         raw = [generate(seed=s, **args) for s in seeds]
         datasets = [open_dataset(ds, section.variables) for ds in raw]
         for ds, s in zip(datasets, seeds):
             ds.attrs["climode_seed"] = s
+        in_memory = True
     else:
-        datasets = [open_dataset(section.dataset, section.variables)]
+        if section.seeds is not None:
+            raise ConfigError(
+                f"recipe data.seeds picks realisations of a synthetic dataset, but {section.dataset!r} is not one; "
+                "remove data.seeds"
+            )
+        datasets = [open_dataset(section.dataset, section.variables,
+                                 chunks=WINDOW_CHUNKS if chunks is None else chunks, validate=validate)]
+        in_memory = False
     out = []
     for ds in datasets:
         ds = subset(ds, section.region)
         ds, _ = pad_dataset_with_nan(ds, multiple)
-        out.append(ds.load())
+        out.append(ds.load() if in_memory else ds)
     return out
+
+
+def stats_key(section: DataSection) -> tuple[str, str] | None:
+    """``(name, fingerprint)`` of the files a recipe trains on, or None for in-memory (synthetic) data."""
+    from climode.data.normalize import files_fingerprint
+    from climode.data.open import resolve_files
+
+    entry = _catalog_entry(section.dataset)
+    if entry is not None and entry.driver == "synthetic":
+        return None
+    files = resolve_files(section.dataset)
+    identity = {
+        "dataset": section.dataset,
+        "variables": list(section.variables),
+        "region": section.region,
+        "mapping": dict(entry.variables) if entry is not None else {},
+        "units": dict(entry.units) if entry is not None else {},
+    }
+    name = entry.name if entry is not None else Path(files[0]).stem
+    return name, files_fingerprint(files, **identity)
+
+
+def training_stats(section: DataSection, train_seqs: list[xr.Dataset], multiple: int,
+                   stats_path: str | os.PathLike | None = None) -> Normalizer:
+    """Per-channel mean and standard deviation of the training data (the normalisation of every input).
+
+    File archives: computed once, lazily with dask (a chunk-wise reduction over
+    large chunks, never the whole archive in memory), and stored at
+    ``stats_path`` or in :func:`~climode.data.normalize.stats_cache_dir` under a
+    fingerprint of the files; later runs read them back until a file changes.
+    Synthetic realisations (generated in memory each run): computed from them.
+    """
+    from climode.data.normalize import load_or_compute_stats, stats_cache_dir
+
+    key = stats_key(section)
+    if key is None:
+        if stats_path is None:
+            return compute_stats(train_seqs, section.variables)
+        return load_or_compute_stats(stats_path, train_seqs, section.variables)
+    name, fingerprint = key
+    path = Path(stats_path) if stats_path is not None else stats_cache_dir() / f"{name}-{fingerprint[:16]}.json"
+
+    def reduction_view() -> list[xr.Dataset]:
+        # the same data in large chunks: a reduction over one-step chunks would be mostly task overhead
+        return climate_sequences(section, section.split, section.n_sequences, multiple, chunks="auto", validate=False)
+
+    return load_or_compute_stats(path, reduction_view, section.variables, key=fingerprint)
 
 
 def video_sequences(section: DataSection, split: str | None) -> np.ndarray:
@@ -88,8 +193,13 @@ def static_channels(section: DataSection, reference: xr.Dataset) -> StaticChanne
     return StaticChannels(cos_lat="cos_lat" in section.static, land_sea_mask=land)
 
 
-def build_training_data(section: DataSection, multiple: int, seed: int) -> TrainingData:
-    """Training and validation windows for a recipe, with statistics from the training data."""
+def build_training_data(section: DataSection, multiple: int, seed: int, *,
+                        stats_path: str | os.PathLike | None = None) -> TrainingData:
+    """Training and validation windows for a recipe, with statistics from the training data.
+
+    ``stats_path``: where to store (and reuse) the statistics; by default file
+    archives use the statistics cache (see :func:`training_stats`).
+    """
     protocol = get_protocol(section.protocol, **section.protocol_args)
     if section.dataset in VIDEO_SETS:
         train_frames = video_sequences(section, section.split)
@@ -101,14 +211,16 @@ def build_training_data(section: DataSection, multiple: int, seed: int) -> Train
         validation = make(val_frames, section.validation_windows, seed + 1) if val_frames is not None else None
         return TrainingData(train, validation, normalizer, variables, "frame",
                             grid={"shape": list(train_frames.shape[-2:])})
-    train_seqs = climate_sequences(section, section.split, section.n_sequences, multiple)
-    normalizer = compute_stats(train_seqs, section.variables)
+    train_seqs = climate_sequences(section, section.split, section.n_sequences, multiple, validate=False)
+    # files are validated by the statistics pass (a variable with no finite value is an error there)
+    normalizer = training_stats(section, train_seqs, multiple, stats_path)
     static = static_channels(section, train_seqs[0])
     train = WindowDataset(train_seqs, section.variables, protocol, normalizer, seed=seed,
                           samples_per_epoch=section.samples_per_epoch, static=static)
     validation = None
     if section.validation_split:
-        val_seqs = climate_sequences(section, section.validation_split, section.validation_sequences, multiple)
+        val_seqs = climate_sequences(section, section.validation_split, section.validation_sequences, multiple,
+                                     validate=False)
         validation = WindowDataset(val_seqs, section.variables, protocol, normalizer, seed=seed + 1,
                                    samples_per_epoch=section.validation_windows, static=static)
     ref = train_seqs[0]

@@ -41,11 +41,38 @@ def test_data_list(capsys):
     out = capsys.readouterr().out
     lines = out.splitlines()
     assert lines[1].split()[:4] == ["name", "driver", "available", "description"]
-    rows = {line.split()[0]: line.split()[1:3] for line in lines[2:]}
+    table = lines[2 : lines.index("") if "" in lines else len(lines)]
+    rows = {line.split()[0]: line.split()[1:3] for line in table}
     assert rows["cam5_hurricane"][0] == "netcdf"
     assert rows["kth"] == ["video", "no"] or rows["kth"][0] == "video"
     expected = "yes" if os.path.exists(f"{NCL_DIR}/Pstorm.cdf") else "no"
     assert rows["ncl_storm_1996"] == ["netcdf", expected]
+
+
+def test_data_list_names_the_missing_paths(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("CLIMODE_CATALOG", raising=False)
+    monkeypatch.setenv("CLIMODE_CAM5", str(tmp_path / "cam5"))
+    assert main(["data", "list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    missing = lines[lines.index("") + 2 :]
+    assert lines[lines.index("") + 1].startswith("missing paths")
+    assert f"cam5_hurricane  {tmp_path}/cam5/*.nc" in [line.strip() for line in missing]
+    assert not any(line.split()[0] == "synthetic_hurricanes" for line in missing)
+    (tmp_path / "cam5").mkdir()
+    (tmp_path / "cam5" / "a.nc").write_bytes(b"")
+    assert main(["data", "list"]) == 0
+    assert "cam5_hurricane  " not in capsys.readouterr().out.split("missing paths")[-1]
+
+
+def test_inspect_absent_catalog_data_says_how_to_obtain_it(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("CLIMODE_CATALOG", raising=False)
+    monkeypatch.setenv("CLIMODE_CAM5", str(tmp_path))
+    assert main(["data", "inspect", "cam5_hurricane"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0
+    assert f"no files match {tmp_path}/*.nc" in err
+    assert "to obtain cam5_hurricane: Not downloadable from here: copy the CAM5 history files" in err
+    assert "set CLIMODE_CAM5 to the directory that holds them" in err
 
 
 def test_inspect_valid_file(tmp_path, capsys):

@@ -152,3 +152,58 @@ def test_ncl_storm_entry_available():
     assert entry.available() == present
     assert entry.variables == {"U850": "u", "V850": "v", "PSL": "p"}
     assert "near-surface" in entry.description
+
+
+def test_path_alternatives_first_existing_wins(tmp_path, monkeypatch):
+    (tmp_path / "site").mkdir()
+    (tmp_path / "fallback").mkdir()
+    (tmp_path / "fallback" / "f.nc").write_bytes(b"")
+    path = _write_catalog(
+        tmp_path,
+        f"""
+        datasets:
+          alt:
+            driver: netcdf
+            paths:
+              - ["${{SITE_ROOT}}/f.nc", {tmp_path}/fallback/f.nc]
+        """,
+    )
+    monkeypatch.delenv("SITE_ROOT", raising=False)
+    entry = load_catalog(path).get("alt")
+    assert entry.expanded_paths() == [f"{tmp_path}/fallback/f.nc"]  # unset variable: skipped
+    monkeypatch.setenv("SITE_ROOT", str(tmp_path / "site"))
+    assert entry.expanded_paths() == [f"{tmp_path}/fallback/f.nc"] and entry.available()  # set but empty
+    (tmp_path / "site" / "f.nc").write_bytes(b"")
+    assert entry.expanded_paths() == [f"{tmp_path}/site/f.nc"]
+    (tmp_path / "site" / "f.nc").unlink()
+    (tmp_path / "fallback" / "f.nc").unlink()
+    assert not entry.available()
+    assert entry.missing() == [f"{tmp_path}/site/f.nc or {tmp_path}/fallback/f.nc"]
+    assert entry.expanded_paths() == [f"{tmp_path}/site/f.nc"]  # errors name the first alternative
+    bad = _write_catalog(tmp_path, "datasets:\n  y: {driver: netcdf, paths: [[]]}\n")
+    with pytest.raises(ConfigError, match="list of alternatives"):
+        load_catalog(bad)
+
+
+NCL_FILES = [f"/usr/share/ncarg/data/cdf/{n}storm.cdf" for n in "UVP"]
+
+
+@pytest.mark.skipif(not all(os.path.exists(p) for p in NCL_FILES), reason="libncarg-data not installed")
+def test_ncarg_root_does_not_hide_debian_files(tmp_path, monkeypatch):
+    monkeypatch.delenv("CLIMODE_CATALOG", raising=False)
+    monkeypatch.setenv("NCARG_ROOT", str(tmp_path))  # an NCL install without the example data
+    entry = load_catalog().get("ncl_storm_1996")
+    assert entry.available() and entry.expanded_paths() == NCL_FILES
+    assert climode.open_dataset("ncl_storm_1996").sizes["time"] == 64
+
+
+def test_ncarg_root_install_layout_is_used(tmp_path, monkeypatch):
+    """Files under $NCARG_ROOT/lib/ncarg/data/cdf (NCL's own layout) are found first."""
+    monkeypatch.delenv("CLIMODE_CATALOG", raising=False)
+    cdf = tmp_path / "lib" / "ncarg" / "data" / "cdf"
+    cdf.mkdir(parents=True)
+    for n in "UVP":
+        (cdf / f"{n}storm.cdf").write_bytes(b"")
+    monkeypatch.setenv("NCARG_ROOT", str(tmp_path))
+    entry = load_catalog().get("ncl_storm_1996")
+    assert entry.expanded_paths() == [str(cdf / f"{n}storm.cdf") for n in "UVP"] and entry.available()

@@ -1,5 +1,6 @@
 """WindowDataset, collate_windows and make_loader on real NetCDF and zarr files."""
 
+import os
 import threading
 
 import numpy as np
@@ -9,6 +10,7 @@ import xarray as xr
 from xarray.backends import BackendArray
 from xarray.core import indexing
 
+import climode
 from climode.data.loader import (
     StaticChannels,
     WindowDataset,
@@ -327,8 +329,47 @@ def test_all_missing_inputs_raise_a_data_error():
     ds = climate(nans=False)
     for v in VARS:
         ds[v][10:15] = np.nan
-    with pytest.raises(DataError, match="no finite input frame"):
+    with pytest.raises(DataError, match="no input step with every variable"):
         WindowDataset(ds, VARS, RegularExtrapolation(), identity())[10]
+
+
+def test_step_with_one_variable_entirely_missing_is_unobserved(tmp_path):
+    """A NetCDF file where only V850 is missing at frame 7: that step has mask 0, in inputs and targets."""
+    ds = climate(nans=False)
+    ds["V850"][7] = np.nan
+    ds.to_netcdf(tmp_path / "v_gap.nc")
+    opened = climode.open_dataset(tmp_path / "v_gap.nc")
+    data = WindowDataset(opened, VARS, RegularExtrapolation(), identity())
+    item = data[5]  # inputs 5..9, targets 10..14
+    np.testing.assert_array_equal(item["input_mask"].numpy(), [1, 1, 0, 1, 1])
+    np.testing.assert_array_equal(item["target_mask"].numpy(), [1, 1, 1, 1, 1])
+    assert torch.all(item["inputs"][2, 1] == 0)  # V of the unobserved step is not fed as data
+    np.testing.assert_array_equal(item["inputs"][2, 0].numpy(), ds["U850"].values[7])
+    assert item["valid"].all()  # every cell is seen at some observed step
+    item = data[2]  # inputs 2..6, targets 7..11
+    np.testing.assert_array_equal(item["input_mask"].numpy(), [1, 1, 1, 1, 1])
+    np.testing.assert_array_equal(item["target_mask"].numpy(), [0, 1, 1, 1, 1])
+    batch = collate_windows([data[5], data[2]])
+    assert batch["input_mask"][0].tolist() == [1, 1, 0, 1, 1] and batch["target_mask"][1, 0] == 0
+
+
+NCL_DIR = "/usr/share/ncarg/data/cdf"
+
+
+@pytest.mark.skipif(not all(os.path.exists(f"{NCL_DIR}/{n}storm.cdf") for n in "UVP"),
+                    reason="NCL storm files absent (Debian package libncarg-data not installed)")
+def test_ncl_storm_step_without_v_is_unobserved():
+    """1996-01-09 06:00 of the real blizzard data has no V at all: mask 0 there, mask 1 around it."""
+    ds = climode.open_dataset("ncl_storm_1996")
+    k = int(np.flatnonzero(ds["time"].values == np.datetime64("1996-01-09T06:00"))[0])
+    assert np.isnan(ds["V850"].values[k]).all() and np.isfinite(ds["U850"].values[k]).any()
+    norm = compute_stats(ds, VARS)
+    data = WindowDataset(ds, VARS, RegularExtrapolation(step_hours=6.0), norm)
+    item = data[k - 2]  # inputs k-2..k+2
+    np.testing.assert_array_equal(item["input_mask"].numpy(), [1, 1, 0, 1, 1])
+    item = data[k - 7]  # inputs k-7..k-3, targets k-2..k+2
+    np.testing.assert_array_equal(item["target_mask"].numpy(), [1, 1, 0, 1, 1])
+    assert torch.isnan(item["targets"][2, 1]).all()
 
 
 def test_video_from_numpy_frames():
@@ -386,3 +427,24 @@ def test_loader_workers_use_one_thread(archive):
     batch = next(iter(make_loader(data, 4, num_workers=2)))
     assert batch["start"].tolist() == [1, 1, 1, 1]
     assert threading.current_thread() is threading.main_thread()
+
+
+def test_dask_backed_reads_compute_only_the_chunks_of_the_window():
+    import dask
+    import dask.array as dka
+
+    from climode.data.loader import _DaskFrames
+
+    values = np.arange(10 * 5 * 7, dtype="float32").reshape(10, 5, 7)
+    good = dka.from_array(values, chunks=(3, 2, 4)) * 2.0  # several chunks along every axis
+
+    @dask.delayed
+    def poisoned():
+        raise AssertionError("a chunk outside the window was computed")
+
+    bad = dka.from_delayed(poisoned(), shape=(4, 5, 7), dtype="float32")
+    frames = _DaskFrames(dka.concatenate([good, bad], axis=0))
+    np.testing.assert_array_equal(frames.read(np.array([0, 4, 5, 9])), 2.0 * values[[0, 4, 5, 9]])
+    np.testing.assert_array_equal(frames.read(slice(2, 8)), 2.0 * values[2:8])
+    with pytest.raises(AssertionError, match="outside the window"):
+        frames.read(np.array([9, 10]))

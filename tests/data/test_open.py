@@ -411,3 +411,115 @@ def test_canonical_output_round_trips(tmp_path, suffix):
     xr.testing.assert_allclose(first.compute(), again.compute())
     assert again["U850"].attrs["original_name"] == "U"  # the first source's name survives
     assert isinstance(again["time"].values[0], cftime.DatetimeNoLeap)
+
+
+def test_cam5_catalog_entry_opens_hybrid_level_files(tmp_path, monkeypatch):
+    """The packaged cam5_hurricane entry reaches the hybrid-sigma path: U, V on `lev` -> U850, V850."""
+    monkeypatch.delenv("CLIMODE_CATALOG", raising=False)
+    monkeypatch.setenv("CLIMODE_CAM5", str(tmp_path))
+    ds, *_ = _cam_hybrid()
+    ds.to_netcdf(tmp_path / "cam5.cam.h1.0001-01-01-00000.nc")
+    out = climode.open_dataset("cam5_hurricane")
+    direct = climode.open_dataset(tmp_path / "cam5.cam.h1.0001-01-01-00000.nc")
+    np.testing.assert_array_equal(out["U850"].values, direct["U850"].values)
+    np.testing.assert_array_equal(out["V850"].values, direct["V850"].values)
+    assert out["U850"].attrs["original_name"] == "U" and np.isnan(out["U850"].values[0, 0, 0])
+    assert np.isfinite(out["U850"].values).sum() == out["U850"].size - 1
+
+
+@pytest.mark.parametrize("mapping", [{"PSL": "PS"}, {"PSL": "sp"}, {"PSL": "pres_sfc"}])
+def test_explicit_mapping_of_psl_to_surface_pressure_is_refused(tmp_path, cam_like, mapping):
+    from climode.errors import ConfigError
+
+    src = cam_like()
+    src["PS"] = src["PSL"] - 1000.0
+    src["sp"] = src["PS"]
+    src["pres_sfc"] = src["PS"].assign_attrs(standard_name="surface_air_pressure")
+    src.to_netcdf(tmp_path / "with_ps.nc")
+    with pytest.raises(ConfigError) as err:
+        climode.open_dataset(tmp_path / "with_ps.nc", variables={"U850": None, **mapping})
+    msg = str(err.value)
+    assert "with_ps.nc" in msg and f"PSL is mapped to {mapping['PSL']!r}" in msg and "\n" not in msg
+    assert "surface pressure, not sea-level pressure" in msg and "map PSL to a sea-level pressure variable" in msg
+
+
+def test_catalog_mapping_of_psl_to_surface_pressure_is_refused(tmp_path, cam_like):
+    from climode.errors import ConfigError
+
+    src = cam_like().rename({"PSL": "PS"})
+    src.to_netcdf(tmp_path / "ps.nc")
+    (tmp_path / "cat.yaml").write_text(
+        f"datasets:\n  mine:\n    driver: netcdf\n    paths: {tmp_path}/ps.nc\n    variables: {{PSL: PS}}\n"
+    )
+    with pytest.raises(ConfigError, match=r"cat\.yaml, entry 'mine': PSL is mapped to 'PS', which is surface pressure"):
+        climode.open_dataset("mine", catalog=tmp_path / "cat.yaml")
+
+
+def _bounded(field, stamp: str, cell_methods: dict[str, str] | None = None):
+    """6-hourly intervals [6k, 6k+6] h, time stamped at their 'end' or 'start'."""
+    nt = 4
+    lo = 6.0 * np.arange(nt)
+    stamps = lo + 6.0 if stamp == "end" else lo
+    data = {}
+    for v, offset in (("U850", 1.0), ("V850", 2.0), ("PSL", 1e5)):
+        attrs = {"units": "Pa" if v == "PSL" else "m/s"}
+        if cell_methods and v in cell_methods:
+            attrs["cell_methods"] = cell_methods[v]
+        data[v] = (("time", "lat", "lon"), field(nt, 2, 3, offset), attrs)
+    data["time_bnds"] = (("time", "nbnd"), np.stack([lo, lo + 6.0], axis=1))
+    return xr.Dataset(data, coords={
+        "time": ("time", stamps, {"units": "hours since 2001-01-01", "calendar": "noleap", "bounds": "time_bnds"}),
+        "lat": [0.0, 1.0], "lon": [0.0, 1.0, 2.0]})
+
+
+def _hours(out):
+    return [(t - cftime.DatetimeNoLeap(2001, 1, 1)).total_seconds() / 3600 for t in out["time"].values]
+
+
+@pytest.mark.parametrize(
+    "stamp, methods, expected",
+    [
+        ("end", {v: "time: point" for v in ("U850", "V850", "PSL")}, [6, 12, 18, 24]),  # instantaneous: kept
+        ("end", {v: "lat: lon: mean time: point" for v in ("U850", "V850", "PSL")}, [6, 12, 18, 24]),
+        ("end", {v: "time: mean" for v in ("U850", "V850", "PSL")}, [3, 9, 15, 21]),  # averaged: midpoint
+        ("start", {v: "time: sum (interval: 1 hour)" for v in ("U850", "V850", "PSL")}, [3, 9, 15, 21]),
+        ("end", None, [3, 9, 15, 21]),  # no cell_methods, CAM-like end stamps: taken as averages
+        ("start", None, [0, 6, 12, 18]),  # no cell_methods, not end-stamped: stamps kept
+    ],
+)
+def test_time_bounds_follow_cell_methods(tmp_path, field, stamp, methods, expected):
+    _bounded(field, stamp, methods).to_netcdf(tmp_path / "b.nc")
+    out = climode.open_dataset(tmp_path / "b.nc")
+    assert _hours(out) == expected
+    assert ("midpoint" in out["time"].attrs.get("comment", "")) == (expected[0] == 3)
+
+
+def test_time_bounds_with_mixed_cell_methods_is_an_error(tmp_path, field):
+    methods = {"U850": "time: point", "V850": "time: point", "PSL": "time: mean"}
+    _bounded(field, "end", methods).to_netcdf(tmp_path / "mixed.nc")
+    with pytest.raises(DataError, match=r"mixed\.nc: PSL is averaged over time_bnds but U850, V850 are instantaneous"):
+        climode.open_dataset(tmp_path / "mixed.nc")
+    out = climode.open_dataset(tmp_path / "mixed.nc", variables=["U850", "V850"])
+    assert _hours(out) == [6, 12, 18, 24]
+
+
+def test_chunks_in_canonical_dims_reach_files_with_other_dim_names(tmp_path, field):
+    nt = 6
+    ds = xr.Dataset(
+        {"PSL": (("timestep", "latitude", "longitude"), field(nt, 3, 4, 1e5), {"units": "Pa"})},
+        coords={"timestep": ("timestep", np.arange(nt) * 6, {}), "reftime": ((), "1996-01-05 00:00"),
+                "latitude": ("latitude", [1.0, 2.0, 3.0]), "longitude": ("longitude", [0.0, 1.0, 2.0, 3.0])},
+    )
+    ds.to_netcdf(tmp_path / "offsets.nc")
+    out = climode.open_dataset(tmp_path / "offsets.nc", "PSL", chunks={"time": 1})
+    assert out["PSL"].chunks[0] == (1,) * nt
+
+
+def test_small_chunks_round_up_to_the_stored_chunks(tmp_path, cam_like):
+    src = cam_like(nt=12)
+    src.chunk({"time": 4}).to_zarr(tmp_path / "s.zarr", zarr_format=2)
+    src.to_netcdf(tmp_path / "k.nc", encoding={v: {"chunksizes": (3, 5, 6)} for v in src.data_vars})
+    src.to_netcdf(tmp_path / "c.nc")  # contiguous: any chunking
+    assert climode.open_dataset(tmp_path / "s.zarr", chunks={"time": 1})["PSL"].chunks[0] == (4, 4, 4)
+    assert climode.open_dataset(tmp_path / "k.nc", chunks={"time": 1})["PSL"].chunks[0] == (3,) * 4
+    assert climode.open_dataset(tmp_path / "c.nc", chunks={"time": 1})["PSL"].chunks[0] == (1,) * 12
