@@ -2,7 +2,8 @@
 
 Scores the model and persistence on ``--windows`` windows (default 800 = 100
 batches of 8) from held-out synthetic seasons, cyclone tracking included.
-Prints one JSON line.
+Prints one JSON line; ``windows_per_s`` excludes the one-off ACC climatology of
+the training seasons (``climatology_s``).
 
     python benchmarks/evaluate.py [--windows 800] [--checkpoint PATH]
 """
@@ -36,8 +37,12 @@ def main(argv=None) -> dict:
     t0 = time.perf_counter()
     results = evaluate(model, config, progress=False)
     wall = time.perf_counter() - t0
+    # the ACC climatology (training seasons, generated once per process) is set-up, not evaluation
+    setup = float(results["meta"]["climatology"].get("seconds", 0.0))
+    scoring = wall - setup
     out = {"benchmark": "evaluate", "windows": results["meta"]["n_windows"], "systems": 2, "tracks": config.tracks,
-           "wall_s": round(wall, 2), "windows_per_s": round(results["meta"]["n_windows"] / wall, 2),
+           "wall_s": round(wall, 2), "climatology_s": round(setup, 2),
+           "windows_per_s": round(results["meta"]["n_windows"] / scoring, 2),
            "peak_rss_mb": round(peak_rss_mb(), 1), "machine": machine()}
     print(json.dumps(out))
     return out

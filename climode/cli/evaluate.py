@@ -18,6 +18,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--sequences", type=int, default=4, help="held-out sequences (seasons) to draw windows from")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--seed", type=int, default=0, help="seed of the window draw")
+    p.add_argument("--climatology-sequences", type=int, metavar="N",
+                   help="training seasons averaged into the ACC climatology (default: those the checkpoint "
+                        "was trained on)")
     p.add_argument("--report", help="write a markdown report here")
     p.add_argument("--json", dest="json_path", help="write the results as JSON here")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -26,23 +29,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
-
     from climode.evaluation import EvaluationConfig, evaluate
-    from climode.evaluation.report import markdown_report
+    from climode.evaluation.report import markdown_report, results_json
     from climode.forecast import load_model
     from climode.io import atomic_write_text
 
     baselines = [b.strip() for b in args.baselines.split(",") if b.strip()]
     config = EvaluationConfig(data=args.data, split=args.split, n_sequences=args.sequences, windows=args.windows,
-                              batch_size=args.batch_size, baselines=baselines, seed=args.seed)
+                              batch_size=args.batch_size, baselines=baselines, seed=args.seed,
+                              climatology_sequences=args.climatology_sequences)
     model = load_model(args.checkpoint, args.device)
     results = evaluate(model, config, progress=not args.quiet)
     report = markdown_report(results)
     if args.report:
         atomic_write_text(args.report, report)
     if args.json_path:
-        atomic_write_text(args.json_path, json.dumps(results, indent=2, default=float))
+        atomic_write_text(args.json_path, results_json(results))  # NaN scores are null
     if not args.quiet:
         print(report)
     return 0

@@ -5,14 +5,18 @@ with a fixed seed from held-out data: for ``synthetic_hurricanes`` the test
 seeds, never used in training).  Scores are per lead time and overall:
 latitude-weighted RMSE, MAE and ACC per variable in physical units, and
 cyclone scores (POD, FAR, track error over storms matched within 300 km,
-min-PSL error) against centres tracked in the true fields with the same
-tracker.  95% intervals come from a bootstrap over windows.
+min-PSL error; the maximum 850 hPa wind error in ``meta["intensity"]``) against
+centres tracked in the true fields with the same tracker.  Lead hours are each
+window's own.  ACC is against a climatology of the training seasons, never the
+test seasons.  95% intervals come from a bootstrap over windows.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
+import time
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,6 +47,8 @@ class EvaluationConfig:
     seed: int = 0
     bootstrap: int = 1000
     tracks: bool = True
+    #: training seasons in the ACC climatology (None: those the checkpoint was trained on)
+    climatology_sequences: int | None = None
 
     def __post_init__(self) -> None:
         unknown = [b for b in self.baselines if b not in BASELINE_ALIASES]
@@ -50,6 +56,8 @@ class EvaluationConfig:
             raise ConfigError(f"unknown baseline {unknown[0]!r}; choose from {', '.join(sorted(BASELINE_ALIASES))}")
         if self.windows < 1 or self.batch_size < 1 or self.n_sequences < 1:
             raise ConfigError("windows, batch_size and n_sequences must be positive")
+        if self.climatology_sequences is not None and self.climatology_sequences < 1:
+            raise ConfigError(f"climatology_sequences must be >= 1 or None, got {self.climatology_sequences}")
 
 
 def _data_section(forecaster, config: EvaluationConfig):
@@ -93,6 +101,92 @@ def _centres(psl: np.ndarray, u: np.ndarray, v: np.ndarray, lat, lon) -> list:
     return detect_centres(filled, lat, lon, np.nan_to_num(u), np.nan_to_num(v), STORM_PARAMS)
 
 
+_CLIMATOLOGIES: dict[str, tuple[dict[str, np.ndarray], dict[str, Any]]] = {}
+
+
+def _climatology_section(forecaster, section, config: EvaluationConfig):
+    """The data section of the training seasons on the evaluation grid (the checkpoint's training split)."""
+    recipe_data = dict(forecaster.meta.get("recipe", {}).get("data", {}))
+    same_data = config.data == recipe_data.get("dataset", config.data)
+    n = config.climatology_sequences or (int(recipe_data.get("n_sequences", 8)) if same_data else 8)
+    seeds = recipe_data.get("seeds") if same_data and config.climatology_sequences is None else None
+    split = (recipe_data.get("split") if same_data else None) or "train"
+    return dataclasses.replace(section, split=split, seeds=seeds, n_sequences=n)
+
+
+def training_climatology(forecaster, section, config: EvaluationConfig, stride: int) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Per-cell time mean of every variable over the training seasons, and a description of it.
+
+    ACC needs a climatology that does not know the test seasons: this one comes from
+    the checkpoint's training split (for ``synthetic_hurricanes`` its training seeds),
+    computed once per process for a given data section.  Data without a separate
+    training split (one file) fall back to the time mean of the data itself, and the
+    description says so.
+    """
+    from climode.data.catalog import load_catalog
+    from climode.training.data import climate_sequences
+
+    clim = _climatology_section(forecaster, section, config)
+    key = repr((clim, tuple(forecaster.variables), stride))
+    if key not in _CLIMATOLOGIES:
+        t0 = time.perf_counter()
+        sequences = climate_sequences(clim, clim.split, clim.n_sequences, stride)
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # padded cells are NaN at every time
+            values = {v: np.nanmean(np.stack([s[v].values for s in sequences]), axis=(0, 1))
+                      for v in forecaster.variables}
+        entry = load_catalog().entries.get(clim.dataset)
+        seeds = [int(s.attrs["climode_seed"]) for s in sequences if "climode_seed" in s.attrs]
+        if entry is not None and entry.driver == "synthetic":
+            source = f"per-cell time mean of the {clim.split} split of {clim.dataset} (seeds {seeds})"
+        else:
+            source = f"per-cell time mean of {clim.dataset} (no separate training split: includes the scored period)"
+        _CLIMATOLOGIES[key] = (values, {"source": source, "split": clim.split, "seeds": seeds,
+                                        "seconds": round(time.perf_counter() - t0, 2)})
+    return _CLIMATOLOGIES[key]
+
+
+@dataclass
+class _StormCount:
+    """Truth centres by (sequence, time index), to count distinct truth storms and storm-times."""
+
+    centres: dict[tuple[int, int], list] = field(default_factory=dict)
+    storm_times: int = 0  # truth centres summed over windows and valid times (POD's denominator)
+
+    def add(self, seq_id: int, time_index: int, centres: list) -> None:
+        self.centres[(seq_id, time_index)] = centres
+        self.storm_times += len(centres)
+
+    def distinct(self, sequences) -> int:
+        """Truth centres stitched into tracks per season, over runs of consecutive valid times."""
+        from climode.data.loader import hours_since
+        from climode.metrics.cyclones import TrackParams, track
+
+        total = 0
+        for seq_id in sorted({k[0] for k in self.centres}):
+            hours = hours_since(sequences[seq_id]["time"].values)
+            indices = sorted(k[1] for k in self.centres if k[0] == seq_id)
+            runs = np.split(np.asarray(indices), np.flatnonzero(np.diff(indices) > 1) + 1)
+            for run in runs:
+                frames = {float(hours[i]): self.centres[(seq_id, int(i))] for i in run}
+                total += len(track(frames, params=TrackParams(min_length=1)))
+        return total
+
+
+def _window_leads(batch) -> np.ndarray:
+    """Lead hours [B, K] of every target of every window (after its own last input)."""
+    lead = batch["target_times"] - batch["input_times"].max(dim=1, keepdim=True).values
+    return np.round(lead.numpy(), 6)
+
+
+def _groups(leads: np.ndarray) -> dict[tuple[float, ...], np.ndarray]:
+    """Window indices grouped by identical lead hours."""
+    out: dict[tuple[float, ...], list[int]] = {}
+    for b, row in enumerate(leads):
+        out.setdefault(tuple(float(h) for h in row), []).append(b)
+    return {k: np.asarray(v) for k, v in out.items()}
+
+
 def evaluate(forecaster, config: EvaluationConfig | None = None, progress: bool = True) -> dict[str, Any]:
     """Score ``forecaster`` and the baselines; return the results in climode's JSON schema."""
     from torch.utils.data import DataLoader
@@ -114,64 +208,88 @@ def evaluate(forecaster, config: EvaluationConfig | None = None, progress: bool 
     loader = DataLoader(dataset, batch_size=config.batch_size, collate_fn=collate_windows,
                         sampler=EpochSampler(len(dataset), 0, config.seed, shuffle=False))
     lat, lon = sequences[0]["lat"].values, sequences[0]["lon"].values
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # padded cells are NaN at every time
-        climatology = {v: np.nanmean(np.stack([s[v].values for s in sequences]), axis=(0, 1))
-                       for v in forecaster.variables}
+    climatology, clim_meta = training_climatology(forecaster, section, config, stride)
     systems = _systems(forecaster, config.baselines, lat, lon)
     fields = {name: FieldScoreAccumulator(forecaster.variables, lat, climatology=climatology, spectra=False)
               for name in systems}
     tracks = {name: TrackScoreAccumulator(300.0) for name in systems}
     index = {v: i for i, v in enumerate(forecaster.variables)}
     has_tracks = config.tracks and {"PSL", "U850", "V850"} <= set(index)
-    n_storms = 0
+    storms = _StormCount()
     device = forecaster.device or torch.device("cpu")
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(dataset), desc="evaluate", unit="window")
-    leads_seen: list[float] = []
+    leads_seen: set[float] = set()
+
+    def centres_of(frames: np.ndarray, b: int, k: int) -> list:
+        return _centres(frames[b, k, index["PSL"]], frames[b, k, index["U850"]], frames[b, k, index["V850"]], lat, lon)
+
     for batch in loader:
         inputs = batch["inputs"].to(device)
         truth = forecaster.normalizer.denormalize(batch["targets"].numpy(), channel_axis=2)
         valid = batch["valid"].numpy()[:, None] > 0  # [B, 1, C, H, W]
-        lead = (batch["target_times"] - batch["input_times"].max(dim=1, keepdim=True).values).numpy()
-        lead_hours = [float(h) for h in np.round(lead[0], 6)]
-        leads_seen = lead_hours
-        truth_fields = {v: truth[:, :, i] for v, i in index.items()}
+        leads = _window_leads(batch)
+        leads_seen.update(float(h) for h in leads.ravel())
+        groups = _groups(leads)
         truth_centres = None
         if has_tracks:
-            truth_centres = [
-                {k: _centres(truth[b, k, index["PSL"]], truth[b, k, index["U850"]], truth[b, k, index["V850"]], lat, lon)
-                 for k in range(truth.shape[1])} for b in range(truth.shape[0])]
-            n_storms += sum(len(c) for w in truth_centres for c in w.values())
+            truth_centres = [{k: centres_of(truth, b, k) for k in range(truth.shape[1])} for b in range(truth.shape[0])]
+            for b, idx in enumerate(batch["sample_index"].tolist()):
+                seq_id, start, spec = dataset.window(int(idx), 0)
+                for k, offset in enumerate(spec.target_offsets):
+                    storms.add(seq_id, start + int(offset), truth_centres[b][k])
         for name, system in systems.items():
             with torch.no_grad():
                 out = system(inputs, batch["input_times"], batch["target_times"], batch["input_mask"].to(device),
                              batch.get("static").to(device) if batch.get("static") is not None and name == "model" else None)
             pred = forecaster.normalizer.denormalize(out.frames.float().cpu().numpy(), channel_axis=2)
             pred = np.where(valid, pred, np.nan)
-            fields[name].update({v: pred[:, :, i] for v, i in index.items()}, truth_fields, lead_hours)
+            for lead_hours, rows in groups.items():
+                fields[name].update({v: pred[rows, :, i] for v, i in index.items()},
+                                    {v: truth[rows, :, i] for v, i in index.items()}, list(lead_hours))
             if has_tracks:
                 for b in range(pred.shape[0]):
-                    fc = {k: _centres(pred[b, k, index["PSL"]], pred[b, k, index["U850"]], pred[b, k, index["V850"]],
-                                      lat, lon) for k in range(pred.shape[1])}
-                    tracks[name].update(fc, truth_centres[b], lead_hours={k: lead_hours[k] for k in range(pred.shape[1])})
+                    fc = {k: centres_of(pred, b, k) for k in range(pred.shape[1])}
+                    tracks[name].update(fc, truth_centres[b], lead_hours=dict(enumerate(leads[b].tolist())))
         if bar is not None:
             bar.update(len(inputs))
     if bar is not None:
         bar.close()
-    return _results(forecaster, config, fields, tracks, has_tracks, n_storms, len(dataset), sequences, leads_seen)
+    counts = {"n_windows": len(dataset), "n_storms": storms.distinct(sequences) if has_tracks else 0,
+              "n_storm_times": storms.storm_times}
+    return _results(forecaster, config, fields, tracks, has_tracks, counts, sequences, sorted(leads_seen), clim_meta)
 
 
 def _lead_key(lead: Any) -> str:
     return f"{float(lead):g}"
 
 
-def _results(forecaster, config, fields, tracks, has_tracks, n_storms, n_windows, sequences, leads) -> dict[str, Any]:
+def _track_block(t: dict[str, float]) -> dict[str, float]:
+    """The pinned track keys of the JSON schema."""
+    return {"track_error_km": t.get("track_error_km", math.nan), "pod": t.get("pod", math.nan),
+            "far": t.get("far", math.nan), "min_psl_error_hpa": t.get("min_psl_error_hpa", math.nan)}
+
+
+INTENSITY_KEYS = ("max_wind_error_ms", "max_wind_bias_ms", "min_psl_bias_hpa")
+
+
+def _intensity(track_scores: dict[Any, dict[str, float]]) -> dict[str, Any]:
+    """Intensity scores beside the pinned track block: overall and per lead."""
+    def pick(t: dict[str, float]) -> dict[str, float]:
+        return {k: t.get(k, math.nan) for k in INTENSITY_KEYS}
+
+    leads = {_lead_key(k): pick(t) for k, t in track_scores.items() if k != OVERALL}
+    return {"overall": pick(track_scores.get(OVERALL, {})),
+            "leads": dict(sorted(leads.items(), key=lambda kv: float(kv[0])))}
+
+
+def _results(forecaster, config, fields, tracks, has_tracks, counts, sequences, leads, climatology) -> dict[str, Any]:
     out: dict[str, Any] = {}
     ci: dict[str, Any] = {}
+    intensity: dict[str, Any] = {}
     for name, acc in fields.items():
         computed = acc.compute()
         track_scores = tracks[name].compute() if has_tracks else {}
@@ -180,15 +298,15 @@ def _results(forecaster, config, fields, tracks, has_tracks, n_storms, n_windows
             block = {v: {"rmse": s.get("rmse", math.nan), "mae": s.get("mae", math.nan), "acc": s.get("acc", math.nan)}
                      for v, s in scores.items()}
             if has_tracks:
-                t = track_scores.get(key, {})
-                block["track"] = {"track_error_km": t.get("track_error_km", math.nan), "pod": t.get("pod", math.nan),
-                                  "far": t.get("far", math.nan), "min_psl_error_hpa": t.get("min_psl_error_hpa", math.nan)}
+                block["track"] = _track_block(track_scores.get(key, {}))
             if key == OVERALL:
                 system["overall"] = block
             else:
                 system["leads"][_lead_key(key)] = block
         system["leads"] = dict(sorted(system["leads"].items(), key=lambda kv: float(kv[0])))
         out[name] = system
+        if has_tracks:
+            intensity[name] = _intensity(track_scores)
         intervals = {v: {"rmse": list(acc.confidence_intervals(config.bootstrap, config.seed)[v]["rmse"])}
                      for v in acc.variables}
         if has_tracks:
@@ -207,9 +325,11 @@ def _results(forecaster, config, fields, tracks, has_tracks, n_storms, n_windows
                                       statistic=lambda s: math.sqrt(np.nanmean(s[:, 0])) / math.sqrt(np.nanmean(s[:, 1])))
                 paired[name][v] = {"rmse_ratio_to_persistence_ci95": [lo, hi]}
     out["meta"] = {
-        "n_windows": n_windows,
-        "n_storm_centres": n_storms,
-        "n_storms": n_storms,  # truth centres, one per storm and valid time
+        "n_windows": counts["n_windows"],
+        # distinct truth storms: truth centres stitched into tracks per season over the scored valid times
+        "n_storms": counts["n_storms"],
+        # truth storm-times: one per truth centre, window and valid time (the denominator of POD)
+        "n_storm_times": counts["n_storm_times"],
         "data": config.data,
         "split": config.split,
         "seeds": [int(s.attrs.get("climode_seed", -1)) for s in sequences],
@@ -220,6 +340,8 @@ def _results(forecaster, config, fields, tracks, has_tracks, n_storms, n_windows
         "checkpoint_sha256": forecaster.meta.get("sha256", ""),
         "ci95": ci,
         "paired": paired,
+        "intensity": intensity,
+        "climatology": climatology,
         "bootstrap": config.bootstrap,
         "track_truth": "centres tracked in the true gridded fields with the same tracker as the forecasts",
     }

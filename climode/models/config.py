@@ -16,14 +16,23 @@ from climode.errors import ConfigError
 FIXED_STEP_METHODS = ("euler", "midpoint", "rk4", "explicit_adams", "implicit_adams", "heun2", "heun3")
 ADAPTIVE_METHODS = ("dopri5", "dopri8", "bosh3", "fehlberg2", "adaptive_heun", "tsit5")
 
+#: what ``ModelConfig.memory_saving`` recomputes in the backward pass at each level
+MEMORY_SAVING_LEVELS: dict[str, tuple[str, ...]] = {
+    "decoder": ("G",),  # Conv-Decoder G and Psi, per output step
+    "decoder_encoder": ("G", "E"),  # and the Conv-Encoder E
+    "full": ("G", "encoder", "decoder_ode"),  # G, the whole ODE-ConvGRU encoder (E included), the decoder solve
+}
+
 
 @dataclass
 class SolverConfig:
     """How one ODE is integrated with torchdiffeq.
 
-    ``step_size`` is in the model's physical time unit (``ModelConfig.time_unit``)
-    and applies to fixed-step methods; ``None`` means one step per interval
-    between the times the solve must visit.
+    ``step_size`` applies to fixed-step methods and is in model time, i.e. in
+    units of ``ModelConfig.time_scale`` physical time units (0.125 at
+    ``time_scale=24`` hours is a 3-hour step).  Each solve takes full steps from
+    its start and a shorter last step; ``None`` means one step per interval
+    between the times the solve must visit, whatever its length.
     """
 
     method: str = "dopri5"
@@ -81,6 +90,13 @@ class ModelConfig(ConvModelSizes):
     frames for video); the ODEs run on model time = physical time / ``time_scale``.
     ``decoder_step`` is the fixed internal step of the flow/difference/mask
     recursion (the training time step), in ``time_unit``.
+
+    The default encoder solver takes RK4 steps of at most 0.1 model time (one
+    frame at the default ``time_scale=10`` frames, 2.4 h at ``time_scale=24``
+    hours), so a long gap between observations gets several steps.
+    ``memory_saving`` recomputes activations in the backward pass instead of
+    keeping them; ``memory_saving_level`` says which (see
+    :data:`MEMORY_SAVING_LEVELS` and docs/model.md).
     """
 
     in_channels: int = 3
@@ -91,7 +107,7 @@ class ModelConfig(ConvModelSizes):
     time_unit: str = "frame"
     time_scale: float = 10.0
     decoder_step: float = 1.0
-    encoder_solver: SolverConfig = field(default_factory=lambda: SolverConfig(method="rk4"))
+    encoder_solver: SolverConfig = field(default_factory=lambda: SolverConfig(method="rk4", step_size=0.1))
     decoder_solver: SolverConfig = field(default_factory=SolverConfig)
     reverse_inputs: bool = True
     sample_z0: bool = False
@@ -100,6 +116,7 @@ class ModelConfig(ConvModelSizes):
     use_composition: bool = True
     difference_mode: Literal["image", "residual"] = "image"
     memory_saving: bool = False
+    memory_saving_level: Literal["decoder", "decoder_encoder", "full"] = "decoder_encoder"
     amp: bool = True
     amp_cpu: bool = False
     channels_last: bool = True
@@ -121,6 +138,11 @@ class ModelConfig(ConvModelSizes):
             raise ConfigError(
                 f"difference_mode {self.difference_mode!r} is unknown; use 'image' (the paper's "
                 "composition) or 'residual' ((1-M)*(X_prev + D))"
+            )
+        if self.memory_saving_level not in MEMORY_SAVING_LEVELS:
+            raise ConfigError(
+                f"memory_saving_level {self.memory_saving_level!r} is unknown; use one of "
+                f"{', '.join(MEMORY_SAVING_LEVELS)}"
             )
         if self.use_composition and not self.use_warp:
             raise ConfigError("use_composition needs use_warp: the mask M blends the warped image with D")
@@ -145,17 +167,131 @@ class ModelConfig(ConvModelSizes):
         return cls(**base)
 
 
-def from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
-    """Build dataclass ``cls`` from ``data``, rejecting unknown keys by name."""
+def from_dict(cls: type, data: dict[str, Any], prefix: str = "", *, check_types: bool = False) -> Any:
+    """Build dataclass ``cls`` from ``data``, rejecting unknown keys by name.
+
+    With ``check_types`` values are checked against the field annotations and a
+    mismatch is an error naming the key and what is allowed: ``int`` (not bool),
+    ``float`` (ints accepted and converted), ``bool``, ``str``, ``Literal[...]``,
+    ``list[X]``, ``dict[str, X]``, ``X | None`` and nested dataclasses (built from
+    mappings, checked too).  Other annotations are left to the class.  Range checks
+    stay in each class's ``__post_init__``.  (Off by default: some specs accept
+    more than their annotations and normalise in ``__post_init__``.)
+    """
     if not isinstance(data, dict):
-        raise ConfigError(f"{prefix or cls.__name__} must be a mapping, got {type(data).__name__}")
+        raise ConfigError(f"{prefix.rstrip('.') or cls.__name__} must be a mapping, got {type(data).__name__}")
     allowed = {f.name for f in fields(cls)}
     unknown = sorted(set(data) - allowed)
     if unknown:
         raise ConfigError(
             f"unknown key {prefix}{unknown[0]!s}; allowed keys: {', '.join(sorted(allowed))}"
         )
+    values = dict(data)
+    if check_types:
+        hints = _type_hints(cls)
+        values = {k: _checked(v, hints[k], f"{prefix}{k}") if k in hints else v for k, v in data.items()}
     try:
-        return cls(**data)
+        return cls(**values)
     except TypeError as exc:
-        raise ConfigError(f"bad value in {prefix or cls.__name__}: {exc}") from exc
+        raise ConfigError(f"bad value in {prefix.rstrip('.') or cls.__name__}: {exc}") from exc
+
+
+def _type_hints(cls: type) -> dict[str, Any]:
+    """The resolved field annotations of ``cls`` (empty when they cannot be resolved)."""
+    import typing
+
+    try:
+        return typing.get_type_hints(cls)
+    except Exception:  # an annotation names something not importable at runtime: leave it unchecked
+        return {}
+
+
+def _describe(tp: Any) -> str:
+    """``tp`` in words, for error messages."""
+    import types
+    import typing
+
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        inner = [a for a in args if a is not type(None)]
+        text = " or ".join(_describe(a) for a in inner)
+        return f"{text} (or null)" if len(inner) < len(args) else text
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in args)
+    if origin in (list, tuple):
+        return f"a list of {_plural(args[0])}" if args else "a list"
+    if origin is dict or tp is dict:
+        return "a mapping"
+    if dataclasses.is_dataclass(tp):
+        return f"a mapping of {tp.__name__} entries"
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+def _plural(tp: Any) -> str:
+    return {int: "integers", float: "numbers", bool: "booleans", str: "strings"}.get(tp, _describe(tp))
+
+
+def _checked(value: Any, tp: Any, key: str) -> Any:
+    """``value`` if it has type ``tp`` (ints made floats where a float is asked for); ConfigError otherwise."""
+    import types
+    import typing
+
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+
+    def bad() -> ConfigError:
+        return ConfigError(f"{key} must be {_describe(tp)}, got {value!r}")
+
+    if tp is Any or isinstance(tp, typing.TypeVar):
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        for option in (a for a in args if a is not type(None)):
+            try:
+                return _checked(value, option, key)
+            except ConfigError:
+                continue
+        raise bad()
+    if origin is Literal:
+        if any(value == a and type(value) is type(a) for a in args):
+            return value
+        raise bad()
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise bad()
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise bad()
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise bad()
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise bad()
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise bad()
+        if origin is tuple and len(args) > 1 and args[1] is not Ellipsis:  # tuple[X, Y]: one type per position
+            if len(value) != len(args):
+                raise bad()
+            item_types = list(args)
+        else:
+            item_types = [args[0] if args else Any] * len(value)
+        items = [_checked(v, t, f"{key}[{i}]") for i, (v, t) in enumerate(zip(value, item_types))]
+        return tuple(items) if origin is tuple else items
+    if origin is dict or tp is dict:
+        if not isinstance(value, dict):
+            raise bad()
+        item = args[1] if len(args) == 2 else Any
+        return {k: _checked(v, item, f"{key}.{k}") for k, v in value.items()}
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        if isinstance(value, tp):
+            return value
+        if isinstance(value, dict):
+            return from_dict(tp, value, prefix=f"{key}.", check_types=True)
+        raise bad()
+    return value  # an annotation this checker does not know: the class checks it

@@ -131,7 +131,16 @@ def load_checkpoint(path: str | Path, *, verify: bool = True) -> Checkpoint:
         state = load_file(str(weights))
     except Exception as exc:  # safetensors raises its own error types
         raise CheckpointError(f"cannot read checkpoint weights {weights}: {exc}") from exc
-    return Checkpoint(path=weights, state_dict=state, meta=meta)
+    return Checkpoint(path=weights, state_dict=plain_keys(state), meta=meta)
+
+
+def plain_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """State-dict keys without torch.compile's ``_orig_mod.`` wrapper segment.
+
+    Runs that compiled submodules by replacing them (before climode compiled in
+    place) saved ``encoder._orig_mod.*``; the plain model expects ``encoder.*``.
+    """
+    return {k.replace("._orig_mod.", ".").removeprefix("_orig_mod."): v for k, v in state.items()}
 
 
 def checkpoint_steps(directory: str | Path) -> list[int]:

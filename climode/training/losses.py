@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from climode.errors import ConfigError
 from climode.models.timeline import TIME_EPS
 
 
@@ -22,6 +23,12 @@ class LossWeights:
     img: float = 0.003
     seq: float = 0.003
     kl: float = 1.0
+
+    def __post_init__(self) -> None:
+        for key in ("diff", "img", "seq", "kl"):
+            value = getattr(self, key)
+            if not (value >= 0 and np.isfinite(value)):
+                raise ConfigError(f"loss.{key} must be a number >= 0, got {value}")
 
 
 def masked_l1(pred: torch.Tensor, target: torch.Tensor, frame_mask: torch.Tensor | None = None) -> torch.Tensor:

@@ -8,6 +8,8 @@ the key and what is allowed; ``--set section.key=value`` overrides any entry.
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,10 +23,28 @@ from climode.training.losses import LossWeights
 
 @dataclass
 class ModelSection:
-    """Which model (a name of :mod:`climode.models.registry`) and its config entries."""
+    """Which model (a name of :mod:`climode.models.registry`) and its config entries.
+
+    The config is validated against the model's config class when the recipe is
+    read (``climode train --check`` catches a bad entry); the trainer completes it
+    with what the data decides (channels, time unit).
+    """
 
     name: str = "vidode"
     config: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from climode.models.registry import build_config, model_entry
+
+        try:
+            model_entry(self.name)
+        except ConfigError as exc:
+            raise ConfigError(f"model.name: {exc}") from exc
+        try:
+            build_config(self.name, self.config, prefix="model.config.")
+        except ConfigError as exc:
+            text = str(exc)
+            raise ConfigError(text if "model." in text else f"model.config ({self.name}): {text}") from exc
 
 
 @dataclass
@@ -51,8 +71,10 @@ class DataSection:
     n_clips: int | None = None  # video: number of clips to use
 
     def __post_init__(self) -> None:
-        if self.batch_size < 1:
-            raise ConfigError(f"data.batch_size must be >= 1, got {self.batch_size}")
+        if not self.variables:
+            raise ConfigError("data.variables must name at least one variable, e.g. [U850, V850, PSL]")
+        _at_least("data", {"batch_size": 1, "n_sequences": 1, "num_workers": 0, "samples_per_epoch": 1,
+                           "validation_sequences": 1, "validation_windows": 1, "frame_size": 1, "n_clips": 1}, self)
         allowed_static = {"cos_lat", "land_sea"}
         bad = sorted(set(self.static) - allowed_static)
         if bad:
@@ -80,8 +102,17 @@ class OptimSection:
     def __post_init__(self) -> None:
         if self.name not in ("adamax", "adam", "adamw"):
             raise ConfigError(f"optim.name {self.name!r} is unknown; use adamax, adam or adamw")
-        if not self.lr > 0:
-            raise ConfigError(f"optim.lr must be positive, got {self.lr}")
+        for key in ("lr", "grad_clip", "disc_lr"):
+            value = getattr(self, key)
+            if value is not None and not (value > 0 and math.isfinite(value)):
+                raise ConfigError(f"optim.{key} must be a positive number{'' if key == 'lr' else ' or null'}, got {value}")
+        if not 0 < self.decay <= 1:
+            raise ConfigError(f"optim.decay (the per-epoch lr factor) must be in (0, 1], got {self.decay}")
+        if not 0 <= self.min_lr_factor <= 1:
+            raise ConfigError(f"optim.min_lr_factor (the lr floor as a fraction of lr) must be in [0, 1], "
+                              f"got {self.min_lr_factor}")
+        if not self.weight_decay >= 0:
+            raise ConfigError(f"optim.weight_decay must be >= 0, got {self.weight_decay}")
 
 
 @dataclass
@@ -95,7 +126,9 @@ class TrainSection:
     checkpoint_every: int = 100
     validate_every: int = 200
     keep: int = 3
-    discriminators: bool = False
+    #: adversarial learning (D_img, D_seq): None = the model's registry flag
+    #: (``registry.training_flags``: on for vidode, vidode_c-e, vid_rnn); true/false overrides it
+    discriminators: bool | None = None
     compile: bool = False
     device: str = "auto"
     #: on CPU, have glibc reuse freed tensor memory instead of mapping fresh pages every step
@@ -108,8 +141,18 @@ class TrainSection:
             raise ConfigError("train needs a budget: set max_steps, max_minutes or epochs")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ConfigError(f"train.device {self.device!r} is unknown; use auto, cpu, cuda or cuda:N")
-        if self.checkpoint_every < 1 or self.validate_every < 1 or self.keep < 1:
-            raise ConfigError("train.checkpoint_every, validate_every and keep must be >= 1")
+        _at_least("train", {"seed": 0, "max_steps": 1, "epochs": 1, "checkpoint_every": 1, "validate_every": 1,
+                            "keep": 1, "log_every": 1}, self)
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise ConfigError(f"train.max_minutes must be a positive number of minutes or null, got {self.max_minutes}")
+
+
+def _at_least(section: str, minima: dict[str, int], values: Any) -> None:
+    """ConfigError naming ``section.key`` when a (non-null) value is below its minimum."""
+    for key, low in minima.items():
+        value = getattr(values, key)
+        if value is not None and value < low:
+            raise ConfigError(f"{section}.{key} must be >= {low}, got {value}")
 
 
 @dataclass
@@ -145,8 +188,30 @@ def recipe_from_dict(data: dict[str, Any]) -> Recipe:
     kwargs = {k: v for k, v in data.items() if k not in _SECTIONS}
     for key, cls in _SECTIONS.items():
         if key in data:
-            kwargs[key] = from_dict(cls, data[key] or {}, prefix=f"{key}.")
+            kwargs[key] = from_dict(cls, data[key] or {}, prefix=f"{key}.", check_types=True)
+    for key in ("name", "description"):
+        if key in kwargs and not isinstance(kwargs[key], str):
+            raise ConfigError(f"{key} must be a string, got {kwargs[key]!r}")
+    if not isinstance(kwargs.get("trained_here", True), bool):
+        raise ConfigError(f"trained_here must be true or false, got {kwargs['trained_here']!r}")
     return Recipe(**kwargs)
+
+
+class _RecipeLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading ``1e-3`` as a float as YAML 1.2 does (YAML 1.1 needs ``1.0e-3``)."""
+
+
+_RecipeLoader.yaml_implicit_resolvers = {k: list(v) for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_RecipeLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def read_yaml(text: str) -> Any:
+    """YAML text as recipes and ``--set`` values read it (``1e-3`` is a float, ``null`` is None)."""
+    return yaml.load(text, Loader=_RecipeLoader)  # noqa: S506 (a SafeLoader subclass)
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -157,7 +222,10 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     path = [p for p in key.strip().split(".") if p]
     if not path:
         raise ConfigError(f"override {text!r} has an empty key")
-    return path, yaml.safe_load(value)
+    try:
+        return path, read_yaml(value)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override {text!r}: the value is not valid YAML ({exc})".splitlines()[0]) from exc
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -178,7 +246,7 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
     if not path.exists():
         raise ConfigError(f"recipe {path} does not exist")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = read_yaml(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"recipe {path} is not valid YAML: {exc}".splitlines()[0]) from exc
     data = apply_overrides(data, list(overrides or []))

@@ -5,16 +5,24 @@ updated on detached fakes first; the generator's adversarial loss is computed
 afterwards, with the updated discriminators, and back-propagated once together
 with L_recon and L_diff.  (The published code back-propagated a loss whose
 graph the discriminator's optimiser step had modified in place.)
+
+No optimiser steps on a non-finite loss or gradient: the check comes before
+each step, and under DistributedDataParallel every rank agrees on it (``agree``
+all-reduces the flag) before any collective backward, so one rank's NaN stops
+every rank instead of leaving the others waiting.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import torch
 from torch import nn
 
+from climode.errors import ClimodeError
 from climode.models.discriminators import ImageDiscriminator, SequenceDiscriminator
 from climode.models.precision import autocast
 from climode.models.vidode import VidODE, VidODEOutput
@@ -35,17 +43,33 @@ def _numpy(x) -> np.ndarray:
     return x.detach().cpu().double().numpy() if isinstance(x, torch.Tensor) else np.asarray(x, dtype=np.float64)
 
 
+class NonFiniteError(ClimodeError):
+    """A loss or gradient is NaN/inf; no optimiser step was taken with it."""
+
+
+def _local_agree(finite: bool) -> bool:
+    return finite
+
+
 @dataclass
 class Discriminators:
-    """D_img and D_seq with their optimiser (either may be None)."""
+    """D_img and D_seq with their optimiser (either may be None).
+
+    ``sync_grads`` (set by the trainer under DDP) averages their gradients over
+    the ranks after the discriminator backward, so their weights stay identical.
+    """
 
     image: ImageDiscriminator | None = None
     sequence: SequenceDiscriminator | None = None
     optimizer: torch.optim.Optimizer | None = None
+    sync_grads: Callable[[list[nn.Parameter]], None] | None = None
 
     @property
     def modules(self) -> list[nn.Module]:
         return [d for d in (self.image, self.sequence) if d is not None]
+
+    def parameters(self) -> list[nn.Parameter]:
+        return [p for d in self.modules for p in d.parameters()]
 
 
 @dataclass
@@ -64,12 +88,15 @@ class TrainStep:
         discriminators: Discriminators | None = None,
         weights: LossWeights | None = None,
         grad_clip: float | None = None,
+        agree: Callable[[bool], bool] | None = None,
     ):
         self.model = model
         self.optimizer = optimizer
         self.discriminators = discriminators or Discriminators()
         self.weights = weights or LossWeights()
         self.grad_clip = grad_clip
+        #: local finiteness -> the verdict of every rank (identity without DDP)
+        self.agree = agree or _local_agree
 
     @property
     def config(self):
@@ -115,6 +142,47 @@ class TrainStep:
                 scores.append(disc.sequence(self._sequences(batch, frames)).float())
         return scores
 
+    def _require_finite(self, what: str, values: dict[str, torch.Tensor | float]) -> None:
+        """NonFiniteError unless every value is finite on every rank (checked before any step)."""
+        local = {k: float(v.detach()) if isinstance(v, torch.Tensor) else float(v) for k, v in values.items()}
+        if not self.agree(all(math.isfinite(v) for v in local.values())):
+            bad = {k: v for k, v in local.items() if not math.isfinite(v)}
+            where = f"here: {bad}" if bad else "on another rank"
+            raise NonFiniteError(f"{what} became non-finite ({where}); no optimiser step was taken with it")
+
+    def _update_discriminators(self, batch: dict, out: VidODEOutput, losses: dict[str, torch.Tensor]) -> float:
+        """One step of D_img and D_seq on real targets and detached fakes (their LSGAN loss)."""
+        disc = self.discriminators
+        for d in disc.modules:
+            d.train()
+            d.requires_grad_(True)
+        real = self._scores(batch, batch["targets"])
+        fake = self._scores(batch, out.frames.detach())
+        d_loss = sum(lsgan_discriminator_loss(r, f) for r, f in zip(real, fake))
+        self._require_finite("the loss", {**losses, "disc": d_loss})
+        disc.optimizer.zero_grad(set_to_none=True)
+        d_loss.backward()
+        if disc.sync_grads is not None:
+            disc.sync_grads(disc.parameters())
+        self._require_finite("a discriminator gradient", {"disc_grad_norm": _grad_norm(disc.parameters())})
+        disc.optimizer.step()
+        return float(d_loss.detach())
+
+    def _adversarial_losses(self, batch: dict, out: VidODEOutput) -> dict[str, torch.Tensor]:
+        """L_adv^img and L_adv^seq of the generator, against the (already updated, frozen) discriminators."""
+        disc = self.discriminators
+        for d in disc.modules:
+            d.requires_grad_(False)
+        adv = self._scores(batch, out.frames)
+        names = [n for n, d in (("adv_img", disc.image), ("adv_seq", disc.sequence)) if d is not None]
+        return {name: lsgan_generator_loss(score) for name, score in zip(names, adv)}
+
+    def total_loss(self, losses: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Eq. 7: L_recon + lambda_diff L_diff + lambda_img L_adv^img + lambda_seq L_adv^seq (+ KL)."""
+        w = self.weights
+        factor = {"recon": 1.0, "diff": w.diff, "kl": w.kl, "adv_img": w.img, "adv_seq": w.seq}
+        return sum(factor.get(k, 1.0) * v for k, v in losses.items())
+
     def __call__(self, batch: dict) -> StepResult:
         model, disc = self.model, self.discriminators
         model.train()
@@ -122,34 +190,27 @@ class TrainStep:
         losses = self.generator_losses(batch, out)
         logged: dict[str, float] = {}
         if disc.modules:
-            # 1) discriminators on real targets and detached fakes
-            for d in disc.modules:
-                d.train()
-                d.requires_grad_(True)
-            real = self._scores(batch, batch["targets"])
-            fake = self._scores(batch, out.frames.detach())
-            d_loss = sum(lsgan_discriminator_loss(r, f) for r, f in zip(real, fake))
-            disc.optimizer.zero_grad(set_to_none=True)
-            d_loss.backward()
-            disc.optimizer.step()
-            logged["disc"] = float(d_loss.detach())
-            # 2) generator's adversarial terms against the updated discriminators
-            for d in disc.modules:
-                d.requires_grad_(False)
-            adv = self._scores(batch, out.frames)
-            names = [n for n, d in (("adv_img", disc.image), ("adv_seq", disc.sequence)) if d is not None]
-            for name, score in zip(names, adv):
-                losses[name] = lsgan_generator_loss(score)
-        w = self.weights
-        factor = {"recon": 1.0, "diff": w.diff, "kl": w.kl, "adv_img": w.img, "adv_seq": w.seq}
-        total = sum(factor.get(k, 1.0) * v for k, v in losses.items())
+            logged["disc"] = self._update_discriminators(batch, out, losses)  # 1) D on detached fakes
+            losses.update(self._adversarial_losses(batch, out))  # 2) G against the updated D
+        total = self.total_loss(losses)
+        self._require_finite("the loss", {**losses, "total": total})
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
+        params = [p for p in model.parameters() if p.grad is not None]
         if self.grad_clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), self.grad_clip)
+            norm = torch.nn.utils.clip_grad_norm_(params, self.grad_clip)
+        else:
+            norm = _grad_norm(params)
+        self._require_finite("the generator gradient", {"grad_norm": norm})
         self.optimizer.step()
         logged.update({k: float(v.detach()) for k, v in losses.items()})
         logged["total"] = float(total.detach())
         logged["nfe_encoder"] = out.nfe_encoder
         logged["nfe_decoder"] = out.nfe_decoder
         return StepResult(losses=logged, output=out)
+
+
+def _grad_norm(params: list[nn.Parameter]) -> torch.Tensor:
+    """The 2-norm of all gradients together (0 when there are none)."""
+    grads = [p.grad.detach().float().norm() for p in params if p.grad is not None]
+    return torch.stack(grads).norm() if grads else torch.zeros(())

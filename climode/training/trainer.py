@@ -6,7 +6,14 @@
   RNG, data position) are written every ``checkpoint_every`` steps; ``resume``
   continues exactly where an interrupted run stopped.
 - Under ``torchrun --nproc_per_node N`` it trains with DistributedDataParallel
-  (NCCL on GPU, gloo on CPU); each rank takes every N-th window.
+  (NCCL on GPU, gloo on CPU); each rank takes every N-th window of an epoch padded
+  (as torch's DistributedSampler) so every rank runs the same number of batches.
+  The discriminators' gradients are all-reduced too, and the NaN/inf guard is
+  agreed by every rank before any step.
+- Adversarial learning follows the model's registry entry
+  (``registry.training_flags``); ``train.discriminators`` true/false overrides it.
+- ``train.compile`` compiles the encoder and decoder in place
+  (``nn.Module.compile``), so checkpoints keep the plain parameter names.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ from climode.training import checkpoint as ckpt
 from climode.training.data import TrainingData, build_training_data
 from climode.training.host_memory import keep_freed_memory
 from climode.training.recipe import Recipe
-from climode.training.step import Discriminators, TrainStep
+from climode.training.step import Discriminators, NonFiniteError, TrainStep
 
 log = logging.getLogger(__name__)
 
@@ -62,14 +69,29 @@ def seed_everything(seed: int) -> None:
 
 
 class EpochSampler(Sampler):
-    """Keys ``(epoch, index)`` of one epoch, optionally shuffled, for one rank, from a start position."""
+    """Keys ``(epoch, index)`` of one epoch, optionally shuffled, for one rank, from a start position.
+
+    With ``world`` ranks the epoch's order is padded with its first windows to a
+    multiple of ``world`` (as torch's ``DistributedSampler``), so every rank gets
+    ``per_rank(n, world)`` windows and the same number of batches.
+    """
 
     def __init__(self, n: int, epoch: int, seed: int, shuffle: bool, rank: int = 0, world: int = 1, skip: int = 0):
+        if not 0 <= rank < world:
+            raise ConfigError(f"rank {rank} is outside a world of {world} processes")
         order = np.arange(n)
         if shuffle:
             rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(7, epoch))))
             order = rng.permutation(n)
+        total = self.per_rank(n, world) * world
+        if total > n:
+            order = np.concatenate([order, np.resize(order, total - n)])
         self.keys = [(epoch, int(i)) for i in order[rank::world]][skip:]
+
+    @staticmethod
+    def per_rank(n: int, world: int = 1) -> int:
+        """Windows each of ``world`` ranks draws from an epoch of ``n``."""
+        return math.ceil(n / world)
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -159,9 +181,7 @@ class Trainer:
         seed_everything(recipe.train.seed)
         self.model = build_model(recipe.model.name, self.model_config).to(self.device)
         if recipe.train.compile:
-            for name in ("encoder", "decoder"):
-                if hasattr(self.model, name):
-                    setattr(self.model, name, torch.compile(getattr(self.model, name)))
+            compile_in_place(self.model)
         opt_cls = {"adamax": torch.optim.Adamax, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[recipe.optim.name]
         params = [p for p in self.model.parameters() if p.requires_grad]
         if not params:
@@ -171,24 +191,35 @@ class Trainer:
         o = recipe.optim
         decay = lambda epoch: max(o.decay**epoch, o.min_lr_factor)  # noqa: E731
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, decay) if self.optimizer else None
-        disc = None
-        if recipe.train.discriminators:
-            channels = self.model_config["in_channels"]
-            spec = self.data.train.window(0, 0)[2]
-            n_frames = len(spec.input_offsets) + len(spec.target_offsets)
-            d_img = ImageDiscriminator(channels).to(self.device)
-            d_seq = SequenceDiscriminator(channels, n_frames).to(self.device)
-            d_opt = opt_cls([*d_img.parameters(), *d_seq.parameters()], lr=o.disc_lr or o.lr)
-            disc = Discriminators(d_img, d_seq, d_opt)
-        self.disc = disc
+        self.use_discriminators = discriminators_enabled(recipe)
+        self.disc = self._discriminators(opt_cls) if self.use_discriminators and self.optimizer else None
         net = self.model
         if self.distributed and self.optimizer is not None:
             net = torch.nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
             )
         self.net = net
-        self.step_fn = TrainStep(net, self.optimizer, disc, recipe.loss, grad_clip=o.grad_clip) if self.optimizer else None
-        self.steps_per_epoch = max(1, math.ceil(len(self.data.train) / self.world / recipe.data.batch_size))
+        agree = all_ranks_agree if self.distributed else None
+        self.step_fn = (TrainStep(net, self.optimizer, self.disc, recipe.loss, grad_clip=o.grad_clip, agree=agree)
+                        if self.optimizer else None)
+        per_rank = EpochSampler.per_rank(len(self.data.train), self.world)
+        self.steps_per_epoch = max(1, math.ceil(per_rank / recipe.data.batch_size))
+
+    def _discriminators(self, opt_cls: type) -> Discriminators:
+        """D_img and D_seq (paper Eqs. 3-4) with their optimiser; identical on every rank under DDP."""
+        o = self.recipe.optim
+        channels = self.model_config["in_channels"]
+        spec = self.data.train.window(0, 0)[2]
+        n_frames = len(spec.input_offsets) + len(spec.target_offsets)
+        d_img = ImageDiscriminator(channels).to(self.device)
+        d_seq = SequenceDiscriminator(channels, n_frames).to(self.device)
+        sync = None
+        if self.distributed:
+            for p in [*d_img.parameters(), *d_seq.parameters()]:
+                torch.distributed.broadcast(p.data, src=0)
+            sync = average_gradients
+        d_opt = opt_cls([*d_img.parameters(), *d_seq.parameters()], lr=o.disc_lr or o.lr)
+        return Discriminators(d_img, d_seq, d_opt, sync_grads=sync)
 
     def meta(self) -> dict[str, Any]:
         """What the checkpoint sidecar records about this model."""
@@ -206,6 +237,7 @@ class Trainer:
             "seed": recipe.train.seed,
             "protocol": {"name": recipe.data.protocol, **recipe.data.protocol_args},
             "trained_on": f"{recipe.data.dataset} ({recipe.data.split} split)",
+            "training": {"discriminators": self.use_discriminators},
         }
 
     def _training_state(self, epoch: int, batch_in_epoch: int, elapsed: float) -> dict[str, Any]:
@@ -245,7 +277,11 @@ class Trainer:
         state = ckpt.load_training_state(self.run_dir, loaded.step)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        if self.disc is not None and "disc_image" in state:
+        if (self.disc is not None) != ("disc_image" in state):
+            was = "with" if "disc_image" in state else "without"
+            raise TrainingError(f"{latest} was trained {was} discriminators; set train.discriminators="
+                                f"{str('disc_image' in state).lower()} to resume it, or use a new --run-dir")
+        if self.disc is not None:
             self.disc.image.load_state_dict(state["disc_image"])
             self.disc.sequence.load_state_dict(state["disc_sequence"])
             self.disc.optimizer.load_state_dict(state["disc_optimizer"])
@@ -348,15 +384,20 @@ class Trainer:
         done = step >= max_steps
         last_saved = step
         while not done:
-            for batch in self._loader(epoch, batch_in_epoch):
+            loader = self._loader(epoch, batch_in_epoch)
+            if len(loader) == 0:  # cannot happen with a padded sampler; never spin on an empty epoch
+                raise TrainingError(f"rank {self.rank} has no training windows left in epoch {epoch} "
+                                    f"(batch {batch_in_epoch} of {self.steps_per_epoch})")
+            for batch in loader:
                 t0 = time.perf_counter()
-                res = self.step_fn(_to_device(batch, self.device))
-                losses = res.losses
-                if not all(math.isfinite(v) for v in losses.values()):
+                try:
+                    res = self.step_fn(_to_device(batch, self.device))
+                except NonFiniteError as exc:
                     raise TrainingError(
-                        f"loss became non-finite at step {step + 1} ({losses}); last good checkpoint: "
+                        f"non-finite values at step {step + 1}: {exc}; last good checkpoint: "
                         f"{ckpt.latest_checkpoint(self.run_dir)}; lower optim.lr or set optim.grad_clip"
-                    )
+                    ) from exc
+                losses = res.losses
                 step += 1
                 batch_in_epoch += 1
                 row = {"step": step, "epoch": epoch, "lr": self.optimizer.param_groups[0]["lr"], **losses,
@@ -396,14 +437,75 @@ class Trainer:
         return result
 
     def _check_replicas_agree(self) -> None:
-        """Every rank must end with the same weights (DDP averaged the gradients)."""
-        flat = torch.cat([p.detach().float().flatten() for p in self.model.parameters()])
-        checksum = torch.stack([flat.sum(), (flat * torch.arange(len(flat), device=flat.device) % 7).sum()]).cpu()
-        gathered = [torch.zeros_like(checksum) for _ in range(self.world)]
-        torch.distributed.all_gather(gathered, checksum)
-        if any(not torch.allclose(g, gathered[0]) for g in gathered):
-            raise TrainingError(f"ranks ended with different weights: {[g.tolist() for g in gathered]}")
-        log.info("all %d ranks hold identical weights (checksum %s)", self.world, gathered[0].tolist())
+        """Every rank must end with the same weights: the generator and the discriminators."""
+        parts = {"generator": list(self.model.parameters())}
+        if self.disc is not None:
+            parts["discriminators"] = self.disc.parameters()
+        sums = {}
+        for name, params in parts.items():
+            checksum = _checksum(params).to(self.device)
+            gathered = [torch.zeros_like(checksum) for _ in range(self.world)]
+            torch.distributed.all_gather(gathered, checksum)
+            gathered = [g.cpu() for g in gathered]
+            if any(not torch.allclose(g, gathered[0]) for g in gathered):
+                raise TrainingError(f"ranks ended with different {name} weights: {[g.tolist() for g in gathered]}")
+            sums[name] = gathered[0].tolist()
+        log.info("all %d ranks hold identical weights (%s)", self.world,
+                 ", ".join(f"{k} checksum {v}" for k, v in sums.items()))
+
+
+def discriminators_enabled(recipe: Recipe) -> bool:
+    """Whether to train with D_img and D_seq: the recipe's explicit switch, else the model's registry flag."""
+    from climode.models.registry import training_flags
+
+    registry = bool(training_flags(recipe.model.name)["discriminators"])
+    explicit = recipe.train.discriminators
+    if explicit is None:
+        return registry
+    if explicit != registry:
+        log.warning("train.discriminators=%s overrides model %r, whose registry entry trains %s adversarial losses",
+                    explicit, recipe.model.name, "with" if registry else "without")
+    return bool(explicit)
+
+
+def compile_in_place(model: torch.nn.Module) -> None:
+    """``torch.compile`` the encoder and decoder without changing the module tree (state-dict keys stay)."""
+    for name in ("encoder", "decoder"):
+        module = getattr(model, name, None)
+        if isinstance(module, torch.nn.Module):
+            module.compile()
+
+
+def all_ranks_agree(finite: bool) -> bool:
+    """True only if ``finite`` holds on every rank (one all-reduce of a flag)."""
+    flag = torch.tensor([0.0 if finite else 1.0], device=_collective_device())
+    torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+    return bool(flag.item() == 0.0)
+
+
+def average_gradients(params: list[torch.nn.Parameter]) -> None:
+    """Average the gradients of ``params`` over the ranks (what DDP does for the generator)."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return
+    from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
+
+    flat = _flatten_dense_tensors(grads)
+    torch.distributed.all_reduce(flat)
+    flat /= torch.distributed.get_world_size()
+    for g, synced in zip(grads, _unflatten_dense_tensors(flat, grads)):
+        g.copy_(synced)
+
+
+def _collective_device() -> torch.device:
+    if torch.distributed.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def _checksum(params: list[torch.nn.Parameter]) -> torch.Tensor:
+    flat = torch.cat([p.detach().float().flatten() for p in params])
+    return torch.stack([flat.sum(), (flat * torch.arange(len(flat), device=flat.device) % 7).sum()]).cpu()
 
 
 def _jsonable(value: Any) -> Any:

@@ -1,13 +1,25 @@
+import copy
 import json
+import math
 
 import numpy as np
 import pytest
 
 from climode.errors import ConfigError
 from climode.evaluation import EvaluationConfig, evaluate
-from climode.evaluation.report import markdown_report
+from climode.evaluation.report import markdown_report, results_json
+from climode.evaluation.runner import _StormCount
+from climode.metrics.cyclones import Centre
 
-SMALL = dict(n_sequences=1, windows=6, batch_size=3, bootstrap=50)
+
+def strict_loads(text):
+    """json.loads that refuses NaN/Infinity literals (as allow_nan=False writers and other languages do)."""
+    def refuse(name):
+        raise ValueError(f"non-standard JSON constant {name}")
+
+    return json.loads(text, parse_constant=refuse)
+
+SMALL = dict(n_sequences=1, windows=6, batch_size=3, bootstrap=50, climatology_sequences=1)
 
 
 @pytest.fixture(scope="module")
@@ -53,3 +65,74 @@ def test_report_lists_every_system(results):
 def test_unknown_baseline_is_an_error():
     with pytest.raises(ConfigError, match="unknown baseline"):
         EvaluationConfig(baselines=["climatology"])
+
+
+def test_json_writes_null_for_scores_that_could_not_be_computed(results):
+    doc = copy.deepcopy(results)
+    doc["model"]["overall"]["track"]["track_error_km"] = float("nan")
+    doc["model"]["overall"]["PSL"]["rmse"] = np.float32(12.5)
+    doc["meta"]["ci95"]["model"]["PSL"]["rmse"] = [float("-inf"), np.float64(3.0)]
+    with pytest.raises(ValueError):
+        json.dumps(doc, allow_nan=False, default=float)
+    back = strict_loads(results_json(doc))
+    assert back["model"]["overall"]["track"]["track_error_km"] is None
+    assert back["model"]["overall"]["PSL"]["rmse"] == 12.5
+    assert back["meta"]["ci95"]["model"]["PSL"]["rmse"] == [None, 3.0]
+    strict_loads(results_json(results))
+
+
+def test_wind_intensity_error_is_reported_beside_the_pinned_track_block(results):
+    for s in ("model", "persistence", "advection"):
+        assert set(results[s]["overall"]["track"]) == {"track_error_km", "pod", "far", "min_psl_error_hpa"}
+        intensity = results["meta"]["intensity"][s]
+        assert set(intensity["overall"]) == {"max_wind_error_ms", "max_wind_bias_ms", "min_psl_bias_hpa"}
+        assert set(intensity["leads"]) <= set(results[s]["leads"])
+    wind = results["meta"]["intensity"]["persistence"]["overall"]["max_wind_error_ms"]
+    assert 0 < wind < 60  # m/s: persistence's matched storms keep roughly their intensity
+    text = markdown_report(results)
+    assert "max 850 hPa wind error m/s" in text
+    assert f"{wind:.3g}" in text
+
+
+def test_storm_counts_distinguish_storms_from_storm_times(results):
+    meta = results["meta"]
+    assert 1 <= meta["n_storms"] <= meta["n_storm_times"]
+    assert "distinct truth storms" in markdown_report(results)
+
+
+def test_one_storm_seen_by_overlapping_windows_is_one_storm():
+    import xarray as xr
+
+    hours = np.arange(0, 30, 3.0)
+    seq = xr.Dataset(coords={"time": hours})
+    count = _StormCount()
+    storm = lambda k: [Centre(20.0 + 0.3 * k, 300.0 - 0.3 * k, 99_000.0)]  # noqa: E731
+    far = [Centre(45.0, 260.0, 99_500.0)]
+    for start in (0, 2):  # two windows sharing valid times 3 and 4
+        for k in range(start, start + 3):
+            count.add(0, k, storm(k) + (far if k == 4 else []))
+    assert count.storm_times == 7  # truth centres summed over windows and times
+    assert count.distinct([seq]) == 2  # the moving storm and the one-time storm far away
+
+
+def test_leads_are_each_windows_own(forecaster):
+    # irregular extrapolation: the last observed frame varies, so the lead hours differ between windows
+    irregular = copy.copy(forecaster)
+    irregular.meta = dict(forecaster.meta, protocol={"name": "irregular_extrapolation", "window": 8,
+                                                     "n_observed": 2, "step_hours": 3.0})
+    res = evaluate(irregular, EvaluationConfig(**{**SMALL, "tracks": False, "baselines": ["persistence"]}),
+                   progress=False)
+    leads = [float(h) for h in res["persistence"]["leads"]]
+    assert len(leads) > 4  # a batch labelled with its first window's leads has only 4
+    assert res["meta"]["lead_hours"] == leads
+    rmse = [res["persistence"]["leads"][k]["PSL"]["rmse"] for k in res["persistence"]["leads"]]
+    assert rmse[0] < rmse[-1]
+
+
+def test_acc_climatology_comes_from_the_training_seasons(results):
+    clim = results["meta"]["climatology"]
+    assert clim["split"] == "train" and clim["seeds"] == [0]
+    assert not set(clim["seeds"]) & set(results["meta"]["seeds"])
+    assert "train split" in clim["source"]
+    acc = results["persistence"]["overall"]["PSL"]["acc"]
+    assert -1 <= acc <= 1 and math.isfinite(acc)

@@ -101,3 +101,16 @@ def test_training_state_round_trip_continues_identically(tmp_path):
     for a, b in zip(got[1:], expected[1:]):
         assert torch.equal(a, b)
     assert np.isclose(opt.param_groups[0]["lr"], 1e-3 * 0.99**2)
+
+
+def test_keys_of_a_replaced_compiled_module_are_read_as_plain_keys(tmp_path):
+    from climode.training.checkpoint import save_weights
+
+    torch.manual_seed(0)
+    model = VidODE(ModelConfig.tiny())
+    wrapped = {k.replace("encoder.", "encoder._orig_mod.", 1): v for k, v in model.state_dict().items()}
+    assert any("_orig_mod" in k for k in wrapped)
+    sidecar = save_weights(tmp_path / "model-00000001.safetensors", wrapped, {"step": 1})
+    restored = VidODE(ModelConfig.tiny())
+    restored.load_state_dict(load_checkpoint(sidecar).state_dict, strict=True)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), restored.state_dict().values()))

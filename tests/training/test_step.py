@@ -1,3 +1,5 @@
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -5,6 +7,7 @@ import torch
 from climode.models.config import ModelConfig, SolverConfig
 from climode.models.discriminators import ImageDiscriminator, SequenceDiscriminator
 from climode.models.vidode import VidODE
+from climode.training.losses import LossWeights
 from climode.training.step import Discriminators, TrainStep
 
 
@@ -68,11 +71,93 @@ def test_gan_step_updates_generator_and_discriminators():
     step = TrainStep(model, torch.optim.Adamax(model.parameters(), lr=1e-3), disc)
     before_g = [p.detach().clone() for p in model.parameters()]
     before_d = [p.detach().clone() for p in disc.image.parameters()]
+    before_seq = [p.detach().clone() for p in disc.sequence.parameters()]
     result = step(moving_blob_batch(size=32))
     assert {"recon", "diff", "adv_img", "adv_seq", "disc"} <= set(result.losses)
     assert all(np.isfinite(v) for v in result.losses.values())
     assert any(not torch.equal(a, b) for a, b in zip(before_g, model.parameters()))
     assert any(not torch.equal(a, b) for a, b in zip(before_d, disc.image.parameters()))
+    changed = [not torch.equal(a, b) for a, b in zip(before_seq, disc.sequence.parameters())]
+    assert sum(changed) == len(changed)  # every tensor of D_seq moved
+
+
+class RecordingAdamax(torch.optim.Adamax):
+    """Adamax that records, at its step, which of ``watched`` hold a gradient."""
+
+    watched: list = []
+    seen: list | None = None
+
+    def step(self, closure=None):
+        self.seen = [p.grad is not None for p in self.watched]
+        return super().step(closure)
+
+
+def gan_setup():
+    torch.manual_seed(0)
+    model = VidODE(ModelConfig.tiny(in_channels=1))
+    d_img, d_seq = ImageDiscriminator(1, base=8), SequenceDiscriminator(1, n_frames=8, base=8)
+    d_opt = RecordingAdamax([*d_img.parameters(), *d_seq.parameters()], lr=0.05)  # a large D update
+    d_opt.watched = list(model.parameters())
+    weights = LossWeights(img=1.0, seq=1.0)  # adversarial terms as large as L_recon
+    step = TrainStep(model, torch.optim.SGD(model.parameters(), lr=0.0), Discriminators(d_img, d_seq, d_opt), weights)
+    return step, moving_blob_batch(size=32)
+
+
+def generator_grads(step, g0, d_img, d_seq, batch):
+    """d/dG of Eq. 7 for generator ``g0`` against discriminators (d_img, d_seq), computed independently."""
+    g = copy.deepcopy(g0)
+    out = g(batch["inputs"], batch["input_times"], batch["target_times"], batch["input_mask"])
+    ref = TrainStep(g, torch.optim.SGD(g.parameters(), lr=0.0), weights=step.weights)
+    losses = ref.generator_losses(batch, out)
+    for d in (d_img, d_seq):
+        d.requires_grad_(False)
+    seq = torch.cat([batch["inputs"], out.frames], dim=1)
+    w = step.weights
+    total = (losses["recon"] + w.diff * losses["diff"] + w.img * ((d_img(out.frames.flatten(0, 1)) - 1) ** 2).mean()
+             + w.seq * ((d_seq(seq) - 1) ** 2).mean())
+    return torch.autograd.grad(total, list(g.parameters()), allow_unused=True)
+
+
+def test_discriminator_update_never_reaches_the_generator():
+    step, batch = gan_setup()
+    step(batch)
+    # at D's optimiser step no generator parameter held a gradient: D saw detached fakes
+    assert step.discriminators.optimizer.seen is not None and not any(step.discriminators.optimizer.seen)
+
+
+def test_discriminator_gradient_is_its_own_loss_on_detached_fakes():
+    step, batch = gan_setup()
+    g0 = copy.deepcopy(step.model)
+    d_pre = [copy.deepcopy(d) for d in step.discriminators.modules]
+    step(batch)
+    frames = g0(batch["inputs"], batch["input_times"], batch["target_times"], batch["input_mask"]).frames.detach()
+    d_img, d_seq = d_pre
+    real_seq = torch.cat([batch["inputs"], batch["targets"]], dim=1)
+    fake_seq = torch.cat([batch["inputs"], frames], dim=1)
+    lsgan = lambda r, f: 0.5 * (((r - 1) ** 2).mean() + (f**2).mean())  # noqa: E731
+    d_loss = (lsgan(d_img(batch["targets"].flatten(0, 1)), d_img(frames.flatten(0, 1)))
+              + lsgan(d_seq(real_seq), d_seq(fake_seq)))
+    expected = torch.autograd.grad(d_loss, [*d_img.parameters(), *d_seq.parameters()])
+    got = [p.grad for p in step.discriminators.parameters()]
+    # no generator backward leaked into D's gradients
+    assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-7) for a, b in zip(got, expected))
+
+
+def test_generator_adversarial_gradient_uses_the_updated_discriminators():
+    step, batch = gan_setup()
+    g0 = copy.deepcopy(step.model)
+    d_pre = [copy.deepcopy(d) for d in step.discriminators.modules]
+    step(batch)
+    got = [p.grad for p in step.model.parameters()]
+    d_post = [copy.deepcopy(d) for d in step.discriminators.modules]
+    post = generator_grads(step, g0, *d_post, batch)
+    pre = generator_grads(step, g0, *d_pre, batch)
+
+    def close(a, b):
+        return all((x is None and y is None) or torch.allclose(x, y, rtol=1e-4, atol=1e-7) for x, y in zip(a, b))
+
+    assert close(got, post)
+    assert not close(got, pre)  # the check can tell the two orders apart
 
 
 def test_missing_targets_never_enter_the_loss():
