@@ -15,17 +15,20 @@ class ClimodeDatasetAccessor:
     def __init__(self, ds: xr.Dataset):
         self._ds = ds
 
-    def predict(self, times, model=None, basin=None, inputs=None, init=None, members=None) -> xr.Dataset:
+    def predict(self, times, model=None, basin=None, inputs=None, init=None, members=None,
+                regrid_method: str = "bilinear") -> xr.Dataset:
         """Fields at ``times`` (``"+3h,+6h"``, ``"60h"``, timestamps, ranges) from this dataset.
 
         ``model``: a :class:`climode.forecast.Forecaster`, a checkpoint path, or
         None for the bundled model.  Dask-backed data stay lazy: only the input
-        time steps are read.
+        time steps are read.  ``regrid_method``: ``bilinear`` or ``conservative``
+        for data on another grid spacing than the model's.
         """
         from climode.forecast import Forecaster, load_model
 
         forecaster = model if isinstance(model, Forecaster) else load_model(model)
-        return forecaster.predict(self._ds, times, basin=basin, inputs=inputs, init=init, members=members)
+        return forecaster.predict(self._ds, times, basin=basin, inputs=inputs, init=init, members=members,
+                                  regrid_method=regrid_method)
 
 
 @xr.register_dataarray_accessor("climode")
@@ -36,7 +39,7 @@ class ClimodeDataArrayAccessor:
         self._da = da
 
     def predict(self, times, model=None, basin=None, inputs=None, init=None, members=None,
-                units: dict[str, str] | None = None) -> xr.DataArray:
+                units: dict[str, str] | None = None, regrid_method: str = "bilinear") -> xr.DataArray:
         """As ``Dataset.climode.predict``; ``units`` maps each variable to its units when the
         DataArray does not say (default: the model's own units, with a warning)."""
         import logging
@@ -52,5 +55,6 @@ class ClimodeDataArrayAccessor:
         if units is None:
             units = forecaster.meta.get("units", {})
             logging.getLogger(__name__).warning("DataArray has no per-variable units; assuming the model's: %s", units)
-        out = forecaster.predict(ds, times, basin=basin, inputs=inputs, init=init, members=members, units=units)
+        out = forecaster.predict(ds, times, basin=basin, inputs=inputs, init=init, members=members, units=units,
+                                 regrid_method=regrid_method)
         return out.to_dataarray(dim="variable")

@@ -8,6 +8,8 @@ and say so once.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import os
 from pathlib import Path
@@ -17,6 +19,7 @@ import numpy as np
 import xarray as xr
 
 from climode.errors import require
+from climode.forecast.forecaster import format_time
 
 log = logging.getLogger(__name__)
 
@@ -24,19 +27,49 @@ MAP_DATA_DIRS = ("/usr/share/cartopy/data",)
 _warned = False
 
 
-def _coastlines():
-    """A cartopy GSHHS coastline feature read from local files, or None."""
-    global _warned
-    import cartopy
-    import cartopy.feature as cfeature
+@contextlib.contextmanager
+def _quiet_pyshp():
+    """Silence pyshp's warnings about GSHHS's two hole-only rings (harmless; as climode.data.synthetic.landsea)."""
+    pyshp_log = logging.getLogger("shapefile")
+    level = pyshp_log.level
+    pyshp_log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        pyshp_log.setLevel(level)
 
-    dirs = [os.environ.get("CLIMODE_MAP_DATA", ""), *MAP_DATA_DIRS]
-    for directory in dirs:
+
+@functools.lru_cache(maxsize=4)
+def _coastline_geometries(shp: str) -> tuple:
+    """The polygons of a GSHHS shapefile, read once per process."""
+    import cartopy.io.shapereader as shpreader
+
+    with _quiet_pyshp():
+        geoms = tuple(shpreader.Reader(shp).geometries())
+    log.debug("read %d coastline polygons from %s", len(geoms), shp)
+    return geoms
+
+
+def _coastline_file() -> Path | None:
+    """The local GSHHS level-1 shapefile (low resolution, else crude), or None."""
+    for directory in (os.environ.get("CLIMODE_MAP_DATA", ""), *MAP_DATA_DIRS):
         for scale in ("l", "c"):
             shp = Path(directory) / "shapefiles" / "gshhs" / scale / f"GSHHS_{scale}_L1.shp"
             if directory and shp.exists():
-                cartopy.config["pre_existing_data_dir"] = directory
-                return cfeature.GSHHSFeature(scale=scale, levels=[1], edgecolor="0.3", linewidth=0.6)
+                return shp
+    return None
+
+
+def _coastlines():
+    """A cartopy feature of the local GSHHS coastlines (read once), or None (warned about once)."""
+    global _warned
+    import cartopy.crs as ccrs
+    import cartopy.feature as cfeature
+
+    shp = _coastline_file()
+    if shp is not None:
+        return cfeature.ShapelyFeature(_coastline_geometries(str(shp)), ccrs.PlateCarree(), edgecolor="0.3",
+                                       linewidth=0.6, facecolor="none")
     if not _warned:
         log.warning("no local coastline data (install Debian's python-cartopy-data or set CLIMODE_MAP_DATA): "
                     "maps are drawn without coastlines")
@@ -70,7 +103,7 @@ def draw_map(ax, frame: xr.Dataset, centres=None, truth_track: list[tuple[float,
         ax.plot(tl[:, 1], tl[:, 0], "--", color="green", linewidth=1.2, transform=pc, label="truth track")
     feature = _coastlines()
     if feature is not None:
-        ax.add_feature(feature, facecolor="none")
+        ax.add_feature(feature)
     ax.set_extent([float(lon.min()), float(lon.max()), float(lat.min()), float(lat.max())], crs=pc)
     ax.set_title(title, fontsize=9)
 
@@ -89,8 +122,8 @@ def _figure(frame: xr.Dataset):
 def _title(ds: xr.Dataset, t: int) -> str:
     lead = ""
     if "forecast_period" in ds.coords:
-        lead = f" (+{ds['forecast_period'].values[t] / np.timedelta64(1, 'h'):g} h)"
-    return f"climode forecast valid {ds['time'].values[t]}{lead}"
+        lead = f" ({ds['forecast_period'].values[t] / np.timedelta64(1, 'h'):+g} h)"
+    return f"climode forecast valid {format_time(ds['time'].values[t])}{lead}"
 
 
 def _maps(ds: xr.Dataset, centres, truth):
@@ -123,8 +156,13 @@ def plot_forecast(ds: xr.Dataset, path: str | Path, centres=None, truth: Any = N
     return written
 
 
+def frame_ms(fps: float) -> int:
+    """Milliseconds per GIF frame at ``fps`` frames per second (GIFs store hundredths of a second)."""
+    return int(round(100.0 / fps)) * 10
+
+
 def animate_forecast(ds: xr.Dataset, path: str | Path, centres=None, truth: Any = None, fps: float = 2.0) -> Path:
-    """A GIF of the forecast maps, one frame per valid time."""
+    """A looping GIF of the forecast maps, one frame per valid time, each shown 1/fps seconds."""
     require("matplotlib", "plot")
     imageio = require("imageio.v2", "plot")
     import matplotlib
@@ -140,5 +178,6 @@ def animate_forecast(ds: xr.Dataset, path: str | Path, centres=None, truth: Any 
     frames = [f[: shape[0], : shape[1]] for f in frames]
     path = Path(path)
     with atomic_path(path) as tmp:
-        imageio.mimsave(tmp, frames, format="GIF", duration=1.0 / fps)
+        # imageio's GIF writer (pillow plugin) takes the frame duration in milliseconds
+        imageio.mimsave(tmp, frames, format="GIF", duration=frame_ms(fps), loop=0)
     return path

@@ -6,18 +6,27 @@ import argparse
 
 EXAMPLES = """
 times: 60h = hours after the first input used; +3h = after the last input (the forecast
-reference time); absolute times (2000-08-03T12:00); ranges (60h..72h/3h, +3h..+15h/3h).
+reference time); -5h = before it (inside the window); absolute times (2000-08-03T12:00);
+ranges (60h..72h/3h, +3h..+15h/3h).  Write a time that starts with '-' with '=':
+--times=-5h,+3h (argparse reads '--times -5h' as an unknown option).
+A requested time may lie at most 1024 decoder steps (3072 h for the bundled model)
+after the observation before it.
 With no --data the embedded default runs: a test season of the synthetic hurricane
 world observed at 0, 9, 21, 42 and 57 h, and the bundled model (trained on synthetic
 data; not an operational forecast).
 """
+
+#: the options of ``climode forecast`` recorded in the output's ``history``, in order
+_HISTORY_OPTIONS = ("times", "data", "basin", "inputs", "init", "checkpoint", "output", "plot", "animate",
+                    "members", "regrid", "device")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("forecast", help="forecast fields at the requested times",
                               description="Forecast U850, V850 and PSL at any requested times.", epilog=EXAMPLES,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--times", default="+3h,+6h", help="requested valid times (default: +3h,+6h)")
+    p.add_argument("--times", default="+3h,+6h",
+                   help="requested valid times (default: +3h,+6h); write negative ones as --times=-5h")
     p.add_argument("--data", help="a NetCDF/zarr path, glob or catalog name (default: the embedded sample)")
     p.add_argument("--basin", help="basin code (NA, EP, WP, NI, SI, SP), alias (atlantic) or box lat=5:60,lon=255:359")
     p.add_argument("--inputs", help="observation times to use (default: the newest the model was trained with)")
@@ -27,59 +36,97 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--plot", metavar="MAP.png", help="draw a map per time")
     p.add_argument("--animate", metavar="FORECAST.gif", help="write an animated GIF of the maps")
     p.add_argument("--members", type=int, help="ensemble size (stochastic models only)")
+    p.add_argument("--regrid", choices=["bilinear", "conservative"], default="bilinear",
+                   help="how data on another grid spacing are regridded (conservative needs climode[regrid])")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--json", action="store_true", help="print machine-readable JSON instead of the table")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    import json
+def command_line(args: argparse.Namespace) -> str:
+    """The ``climode forecast`` command ``args`` came from (options that were set), for ``history``."""
+    import shlex
 
-    import numpy as np
+    parts = ["climode", "forecast"]
+    for name in _HISTORY_OPTIONS:
+        value = getattr(args, name, None)
+        if value is not None:
+            parts.append(f"--{name}={value}")
+    return shlex.join(parts)
 
-    from climode.errors import ClimodeError
-    from climode.forecast import load_model
-    from climode.forecast.storms import format_table, storm_centres, storm_table
-    from climode.io import write_dataset
+
+def _check_before_running(args: argparse.Namespace) -> None:
+    """Refuse what would fail only after the forecast ran: the output name, missing plot extras, members."""
+    from pathlib import Path
+
+    from climode.errors import ClimodeError, require
+    from climode.forecast.forecaster import check_output
 
     if args.members is not None and args.members < 1:
         raise ClimodeError("--members must be at least 1")
+    check_output(args.output)
+    if args.plot or args.animate:
+        for module in ("matplotlib", "cartopy.crs", *(("imageio.v2",) if args.animate else ())):
+            require(module, "plot")
+    if args.regrid == "conservative":
+        require("xarray_regrid", "regrid")
+    if args.animate and Path(args.animate).suffix.lower() != ".gif":
+        raise ClimodeError(f"--animate writes a GIF: name it .gif, not {args.animate}")
+
+
+def _truth_track(data) -> list[tuple[float, float]] | None:
+    """The embedded sample's strongest storm track (lat, lon), for the maps; None for other data."""
+    if data is not None:
+        return None
+    import numpy as np
+
+    from climode.forecast.sample import sample_window
+
+    window = sample_window()
+    k = int(np.nanargmin(window["track_min_psl"].min("time").values))
+    return [(float(a), float(b)) for a, b in zip(window["track_lat"][k].values, window["track_lon"][k].values)
+            if a == a]
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+
+    from climode.forecast import load_model
+    from climode.forecast.forecaster import format_time, history_line, write_forecast
+    from climode.forecast.storms import format_table, storm_centres, storm_table
+
+    _check_before_running(args)
     model = load_model(args.checkpoint, args.device)
     result = model.predict(args.data, args.times, basin=args.basin, inputs=args.inputs, init=args.init,
-                           members=args.members)
-    path = write_dataset(result, args.output)
+                           members=args.members, regrid_method=args.regrid)
+    result.attrs["history"] = history_line(command_line(args))
+    path = write_forecast(result, args.output)
     rows = storm_table(result)
-    truth_track = None
     if args.plot or args.animate:
-        centres = storm_centres(result)
-        if args.data is None:
-            from climode.forecast.sample import sample_window
-
-            window = sample_window()
-            k = int(np.nanargmin(window["track_min_psl"].min("time").values))
-            truth_track = [(float(a), float(b)) for a, b in zip(window["track_lat"][k].values,
-                                                                 window["track_lon"][k].values) if a == a]
         from climode.plotting import animate_forecast, plot_forecast
 
+        centres = storm_centres(result)
+        truth_track = _truth_track(args.data)
         if args.plot:
             written = plot_forecast(result, args.plot, centres, truth_track)
             if not args.quiet and not args.json:
                 print(f"maps: {', '.join(str(p) for p in written)}")
         if args.animate:
             animate_forecast(result, args.animate, centres, truth_track)
+    reference = format_time(result["forecast_reference_time"].values[()])
     if args.json:
         print(json.dumps({
             "output": str(path),
             "model": model.name,
-            "forecast_reference_time": str(result["forecast_reference_time"].values),
-            "inputs": [str(t) for t in model.last_info.input_times],
+            "forecast_reference_time": reference,
+            "inputs": [format_time(t) for t in model.last_info.input_times],
             "notes": model.last_info.notes,
             "times": rows,
         }, indent=2))
     elif not args.quiet:
         print(f"climode {model.name}: forecast from {len(model.last_info.input_times)} observations, "
-              f"reference time {result['forecast_reference_time'].values}")
+              f"reference time {reference}")
         for note in model.last_info.notes:
             print(f"note: {note}")
         print(format_table(rows))

@@ -18,6 +18,10 @@ log = logging.getLogger(__name__)
 
 ZOO = Path(__file__).resolve().parent.parent / "zoo"
 BUNDLED = ZOO / "hurricanes_cpu.json"  # climode/zoo, see climode.zoo
+#: The most decoder steps (of the model's ``decoder_step``) a requested time may lie after the
+#: observation before it: the decoder keeps every step's latent and frame, so memory and run
+#: time grow with the lead (3072 h for the bundled model's 3 h step, far past any skill).
+MAX_DECODER_STEPS = 1024
 STANDARD_NAMES = {
     "U850": ("eastward_wind", "Zonal wind at 850 hPa"),
     "V850": ("northward_wind", "Meridional wind at 850 hPa"),
@@ -33,6 +37,8 @@ class ForecastInfo:
     valid_times: list[Any]
     lead_hours: list[float]
     notes: list[str] = field(default_factory=list)
+    nfe_encoder: int = 0
+    nfe_decoder: int = 0
 
 
 def _resolve_device(name: str | None):
@@ -72,11 +78,15 @@ class Forecaster:
         source = Path(path) if path is not None else BUNDLED
         if path is None and not BUNDLED.exists():
             raise CheckpointError("the bundled model is missing from this installation; pass --checkpoint")
+        if not any(p.exists() for p in (source, source.with_suffix(".json"), source.with_suffix(".safetensors"))):
+            raise CheckpointError(f"checkpoint {source} not found: give a model .json/.safetensors file or a run "
+                                  "directory, or omit --checkpoint for the bundled model")
         ckpt = load_checkpoint(source)
         meta = ckpt.meta
         for key in ("model", "config", "variables", "normalization"):
             if key not in meta:
                 raise CheckpointError(f"checkpoint {ckpt.path} has no {key!r} in its sidecar; it is not a climode forecast model")
+        _check_variables(meta["variables"], ckpt.path)
         torch_device = _resolve_device(device)
         model = get_model(meta["model"], meta["config"])
         try:
@@ -102,7 +112,9 @@ class Forecaster:
             return open_dataset(data, self.variables, min_times=1, validate=False, units=units)
         except DataError as exc:
             if "no " in str(exc) and any(v in str(exc) for v in self.variables):
-                raise DataError(f"{exc} (the model {self.name} needs {', '.join(self.variables)})") from exc
+                source = self.path.name if self.path else "the bundled model"
+                raise DataError(f"{exc}; the checkpoint ({source}) forecasts {', '.join(self.variables)}: give data "
+                                "with those variables or a checkpoint trained on the data's") from exc
             raise
 
     def _choose_inputs(self, ds: xr.Dataset, inputs, init) -> tuple[np.ndarray, list[str]]:
@@ -111,32 +123,46 @@ class Forecaster:
         from climode.forecast.times import parse_times
 
         hours = hours_since(ds["time"].values)
-        notes: list[str] = []
         first = ds["time"].values[0]
+        limit = None
         if init is not None:
-            req = parse_times([init], first_input=first, init_hours=float(hours[-1]))
-            limit = req.hours[0]
+            limit = parse_times([init], first_input=first, init_hours=float(hours[-1])).hours[0]
             candidates = np.flatnonzero(hours <= limit + 1e-6)
             if candidates.size == 0:
-                raise DataError(f"no data at or before --init {init}; the data start at {first}")
+                raise DataError(f"no data at or before --init {init}; the data start at {format_time(first)}")
         else:
             candidates = np.arange(len(hours))
         if inputs is not None:
-            req = parse_times(inputs, first_input=first, init_hours=float(hours[candidates[-1]]))
-            chosen = []
-            for h in req.hours:
-                hit = np.flatnonzero(np.abs(hours - h) < 1e-3)
-                if hit.size == 0:
-                    raise DataError(f"no data at input time {h:g} h after {first}; the data have "
-                                    f"{len(hours)} steps from 0 to {hours[-1]:g} h")
-                chosen.append(int(hit[0]))
-            idx = np.array(chosen)
+            idx = self._explicit_inputs(ds, hours, inputs, float(hours[candidates[-1]]), init, limit)
         else:
             idx = candidates[-self.n_inputs:]
         if idx.size < 2:
             raise DataError(f"the forecast needs at least 2 observations but the window has {idx.size}; "
                             "give data with more time steps or choose --inputs")
+        notes = []
+        if limit is not None and abs(hours[idx[-1]] - limit) > 1e-3:
+            notes.append(f"--init {init} is not an observation time: the forecast starts from the last observation "
+                         f"before it, {format_time(ds['time'].values[idx[-1]])}, and +N h leads count from there")
         return idx, notes
+
+    @staticmethod
+    def _explicit_inputs(ds: xr.Dataset, hours: np.ndarray, inputs, init_hours: float, init, limit) -> np.ndarray:
+        """Indices of the observation times listed in ``inputs``; none may be after ``--init``."""
+        from climode.forecast.times import parse_times
+
+        first = ds["time"].values[0]
+        req = parse_times(inputs, first_input=first, init_hours=init_hours)
+        chosen = []
+        for h in req.hours:
+            hit = np.flatnonzero(np.abs(hours - h) < 1e-3)
+            if hit.size == 0:
+                raise DataError(f"no data at input time {h:g} h after {format_time(first)}; the data have "
+                                f"{len(hours)} steps from 0 to {hours[-1]:g} h")
+            if limit is not None and h > limit + 1e-6:
+                raise DataError(f"input time {format_time(ds['time'].values[hit[0]])} is after --init {init}; "
+                                "inputs must be at or before the forecast reference time: drop it or move --init")
+            chosen.append(int(hit[0]))
+        return np.array(chosen)
 
     def _regrid_needed(self, ds: xr.Dataset) -> bool:
         dlat, dlon = self.grid.get("dlat"), self.grid.get("dlon")
@@ -146,20 +172,18 @@ class Forecaster:
         have_lon = float(np.diff(ds["lon"].values).mean())
         return abs(have_lat - dlat) > 0.01 * dlat or abs(have_lon - dlon) > 0.01 * dlon
 
-    def _model_grid(self, ds: xr.Dataset) -> xr.Dataset:
-        """Bilinear regridding (xarray/scipy) onto the training grid spacing, over the same domain.
-
-        Missing cells do not fray the field: values are extended into them by
-        nearest-neighbour filling before interpolating, and a target cell is
-        missing only where its nearest source cell is.
-        """
+    def _model_grid(self, ds: xr.Dataset, method: str = "bilinear") -> xr.Dataset:
+        """Regridding onto the training grid spacing, over the same domain (see :func:`regrid`)."""
         dlat, dlon = self.grid["dlat"], self.grid["dlon"]
         # cover the whole domain: the last row and column may reach a little past it
         lat = np.arange(float(ds.lat[0]), float(ds.lat[-1]) + dlat - 1e-6, dlat)
-        lon = np.arange(float(ds.lon[0]), float(ds.lon[-1]) + dlon - 1e-6, dlon)
-        log.info("regridding from %.3g x %.3g to the model's %.3g x %.3g degrees",
+        if is_global_lon(ds["lon"].values):  # once round the globe, no duplicated seam column
+            lon = float(ds.lon[0]) + dlon * np.arange(int(round(360.0 / dlon)))
+        else:
+            lon = np.arange(float(ds.lon[0]), float(ds.lon[-1]) + dlon - 1e-6, dlon)
+        log.info("regridding (%s) from %.3g x %.3g to the model's %.3g x %.3g degrees", method,
                  float(np.diff(ds.lat).mean()), float(np.diff(ds.lon).mean()), dlat, dlon)
-        return regrid(ds, lat, lon)
+        return regrid(ds, lat, lon, method=method)
 
     def _static(self, lat: np.ndarray, lon: np.ndarray) -> np.ndarray | None:
         layers = []
@@ -173,10 +197,13 @@ class Forecaster:
 
     # ------------------------------------------------------------------ predict
     def predict(self, data=None, times="+3h,+6h", *, basin=None, inputs=None, init=None,
-                members: int | None = None, units: dict[str, str] | None = None) -> xr.Dataset:
+                members: int | None = None, units: dict[str, str] | None = None,
+                regrid_method: str = "bilinear") -> xr.Dataset:
         """Fields at ``times`` (see :mod:`climode.forecast.times`) from the observations in ``data``.
 
         ``units`` gives the units of variables that carry none (see :func:`climode.open_dataset`).
+        ``regrid_method`` (``bilinear`` or ``conservative``) is how data on another grid spacing
+        go to the model's grid and the forecast back (see :func:`regrid`).
         """
         import torch
 
@@ -185,6 +212,7 @@ class Forecaster:
         from climode.data.loader import hours_since
         from climode.forecast.times import parse_times
 
+        _check_regrid_method(regrid_method)
         ds = self._open(data, units)
         ds = subset(ds, basin)
         idx, notes = self._choose_inputs(ds, inputs, init)
@@ -206,13 +234,14 @@ class Forecaster:
         request = parse_times(times, first_input=first_obs, init_hours=init_hours)
         notes += request.notes
         if request.hours[0] < 0:
-            raise ClimodeError(f"requested time {request.hours[0]:g} h is before the first input ({first_obs}); "
-                               "climode predicts at or after the first observation")
+            raise ClimodeError(f"requested time {request.hours[0]:g} h is before the first input "
+                               f"({format_time(first_obs)}); climode predicts at or after the first observation")
+        self._check_horizon(in_hours[observed], request.hours, init_hours)
         # the model's grid: regrid if the spacing differs, pad to the encoder stride with NaN
         original = window
         regridded = self._regrid_needed(window)
         if regridded:
-            window = self._model_grid(window)
+            window = self._model_grid(window, regrid_method)
             values = np.stack([window[v].values for v in self.variables], axis=1).astype(np.float32)
         stride = getattr(self.model.config, "stride", 1)
         padded, crop = pad_dataset_with_nan(window, stride)
@@ -226,31 +255,56 @@ class Forecaster:
         batch = torch.from_numpy(normed)[None].expand(n, *normed.shape).to(device)
         static = self._static(padded["lat"].values, padded["lon"].values)
         static_t = None if static is None else torch.from_numpy(static)[None].expand(n, *static.shape).to(device)
-        sample = None
-        if members:
-            if not getattr(self.model.config, "sample_z0", False):
-                raise ClimodeError(f"--members needs a stochastic model; {self.name} is deterministic "
-                                   "(train an ELBO model such as latent_ode for ensembles)")
-            sample = True
+        stochastic = bool(getattr(self.model.config, "sample_z0", False))
+        if members and not stochastic:
+            raise ClimodeError(f"--members needs a stochastic model; {self.name} is deterministic "
+                               "(train an ELBO model such as latent_ode for ensembles)")
+        # members sample z0 ~ q(z0 | inputs); a single forecast of a stochastic model uses the mean of q
+        sample = bool(members) if stochastic else None
         with torch.no_grad():
             out = self.model(batch, torch.from_numpy(in_hours)[None].expand(n, -1),
                              torch.tensor(request.hours, dtype=torch.float64)[None].expand(n, -1),
                              torch.from_numpy(observed.astype(np.float32))[None].expand(n, -1),
                              static_t, **({"sample_z0": sample} if sample is not None else {}))
+        nfe = (int(getattr(out, "nfe_encoder", 0)), int(getattr(out, "nfe_decoder", 0)))
         pred = out.frames.float().cpu().numpy()  # [N, K, C, H, W]
         pred = self.normalizer.denormalize(pred, channel_axis=2)
         pred = np.where(valid[None, None], pred, np.nan)
         result = self._to_dataset(pred, padded, crop, original if regridded else None, first_obs, init_time,
-                                  request.hours, init_hours, ds, members, observed)
+                                  request.hours, init_hours, ds, members, observed, regrid_method)
         result.attrs["climode_notes"] = "; ".join(notes) if notes else ""
+        result.attrs["history"] = history_line(call_text("Forecaster.predict", _data_label(data),
+                                                         times=times, basin=basin, inputs=inputs, init=init,
+                                                         members=members, regrid_method=_unless(regrid_method,
+                                                                                                "bilinear")))
         for note in notes:
             log.info("%s", note)
         self.last_info = ForecastInfo(list(times_in[observed]), list(result["time"].values),
-                                      [h - init_hours for h in request.hours], notes)
+                                      [h - init_hours for h in request.hours], notes, *nfe)
         return result
 
+    def _check_horizon(self, obs_hours: np.ndarray, hours: list[float], init_hours: float) -> None:
+        """Refuse times more than MAX_DECODER_STEPS decoder steps after the observation before them.
+
+        The decoder recursion (Eq. 2) runs in steps of the model's ``decoder_step``
+        from that observation to the requested time and keeps every step.
+        """
+        step = float(getattr(self.model.config, "decoder_step", 0.0) or 0.0)
+        if step <= 0:
+            return
+        req = np.asarray(hours, dtype=np.float64)
+        anchor = obs_hours[np.clip(np.searchsorted(obs_hours, req + 1e-6, side="right") - 1, 0, None)]
+        steps = np.floor((req - anchor) / step + 1e-6)
+        worst = int(np.argmax(steps))
+        if steps[worst] > MAX_DECODER_STEPS:
+            lead = req[worst] - init_hours
+            raise ClimodeError(
+                f"requested time {lead:+.10g} h needs {int(steps[worst])} decoder steps of {step:g} h; climode allows "
+                f"at most {MAX_DECODER_STEPS} ({MAX_DECODER_STEPS * step:g} h after the observation before it) "
+                "because memory and run time grow with every step: ask for earlier times")
+
     def _to_dataset(self, pred, padded, crop, regrid_back, first_obs, init_time, hours, init_hours, source, members,
-                    observed):
+                    observed, regrid_method="bilinear"):
         valid_times = [_add_hours(first_obs, h) for h in hours]
         period = np.array([h - init_hours for h in hours]) * np.timedelta64(3600, "s")
         data_vars = {}
@@ -270,7 +324,8 @@ class Forecaster:
         out = xr.Dataset(data_vars)
         out = crop(out)
         if regrid_back is not None:
-            back = regrid(out, regrid_back["lat"].values, regrid_back["lon"].values, keep_missing=False)
+            back = regrid(out, regrid_back["lat"].values, regrid_back["lon"].values, keep_missing=False,
+                          method=regrid_method)
             for var in self.variables:  # NaN exactly where the original inputs never had a value
                 seen = np.isfinite(regrid_back[var].values[observed]).any(axis=0)
                 back[var] = back[var].where(xr.DataArray(seen, dims=("lat", "lon")))
@@ -300,7 +355,7 @@ class Forecaster:
             "title": f"climode {self.name} forecast",
             "institution": "climode",
             "source": f"climode {__version__}, model {self.name}",
-            "history": f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%dT%H:%M:%SZ} climode {__version__} forecast",
+            "history": history_line("forecast"),
             "climode_model": self.name,
             "climode_checkpoint": str(self.path.name if self.path else ""),
             "climode_checkpoint_sha256": sha,
@@ -309,6 +364,44 @@ class Forecaster:
             "climode_disclaimer": self.meta.get("disclaimer", ""),
         }
         return out
+
+
+def _check_variables(variables: list[str], path) -> None:
+    """A checkpoint whose variables climode cannot read from data is refused at load time."""
+    from climode.data.lexicon import CANONICAL
+
+    unsupported = [v for v in variables if v not in CANONICAL]
+    if unsupported:
+        raise CheckpointError(
+            f"checkpoint {path} forecasts {', '.join(variables)}, but climode reads only {', '.join(CANONICAL)} "
+            f"from data ({', '.join(unsupported)} not supported): use a checkpoint trained on those, or omit "
+            "--checkpoint for the bundled model")
+
+
+def format_time(value) -> str:
+    """ISO 8601 ``YYYY-MM-DDTHH:MM:SS`` of a datetime64 or cftime value (any calendar)."""
+    from climode.batch.spec import format_time as _iso
+
+    return _iso(value)
+
+
+def history_line(command: str) -> str:
+    """A CF ``history`` entry: UTC timestamp, package version and the command or call."""
+    return f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%dT%H:%M:%SZ} climode {__version__}: {command}"
+
+
+def call_text(function: str, data=None, **kwargs) -> str:
+    """``function(data, key=value, ...)`` of the arguments that were given, for ``history``."""
+    args = [str(data)] if data is not None else []
+    args += [f"{k}={v!r}" for k, v in kwargs.items() if v is not None]
+    return f"{function}({', '.join(args)})"
+
+
+def _data_label(data) -> str | None:
+    """How ``history`` names the data: a path or catalog name, ``<xarray.Dataset>``, or None (the sample)."""
+    if data is None:
+        return None
+    return repr(str(data)) if isinstance(data, (str, Path)) else f"<xarray.{type(data).__name__}>"
 
 
 def _fill_nearest(values: np.ndarray) -> np.ndarray:
@@ -325,19 +418,64 @@ def _fill_nearest(values: np.ndarray) -> np.ndarray:
     return out
 
 
-def regrid(ds: xr.Dataset, lat: np.ndarray, lon: np.ndarray, keep_missing: bool = True) -> xr.Dataset:
-    """Bilinear regridding of every (..., lat, lon) variable that does not fray missing cells.
+def is_global_lon(lon) -> bool:
+    """True for an evenly spaced longitude axis whose cells go once round the globe (n * step = 360)."""
+    lon = np.asarray(lon, dtype=np.float64)
+    if lon.size < 3:
+        return False
+    step = np.diff(lon)
+    return bool(np.allclose(step, step.mean(), rtol=1e-3) and abs(lon.size * step.mean() - 360.0) < 0.5 * step.mean())
 
-    Values are extended into missing cells by nearest neighbours and
-    interpolated bilinearly with ``scipy.ndimage.map_coordinates``; target cells
-    beyond the source grid take the edge values.  With ``keep_missing`` a target
-    cell is missing where its nearest source cell is.
+
+def _wrap_lon(values: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Extend a global field by half its width of wrapped columns on each side (periodic longitude)."""
+    pad = max(1, lon.size // 2)
+    widths = [(0, 0)] * (values.ndim - 1) + [(pad, pad)]
+    ext_lon = np.concatenate([lon[-pad:] - 360.0, lon, lon[:pad] + 360.0])
+    return np.pad(values, widths, mode="wrap"), ext_lon
+
+
+REGRID_METHODS = ("bilinear", "conservative")
+
+
+def _check_regrid_method(method: str) -> None:
+    if method not in REGRID_METHODS:
+        raise ClimodeError(f"regrid method {method!r} is unknown; use {' or '.join(REGRID_METHODS)}")
+
+
+def _unless(value, default):
+    """``value``, or None when it is the default (keeps ``history`` short)."""
+    return None if value == default else value
+
+
+def regrid(ds: xr.Dataset, lat: np.ndarray, lon: np.ndarray, keep_missing: bool = True,
+           method: str = "bilinear") -> xr.Dataset:
+    """Regrid every (..., lat, lon) variable of ``ds`` onto ``lat`` x ``lon``, bilinearly or conservatively.
+
+    ``bilinear`` (scipy): values are extended into missing cells by nearest
+    neighbours (``scipy.ndimage.distance_transform_edt``), so missing cells do
+    not fray the field, and interpolated bilinearly (``scipy.ndimage.map_coordinates``,
+    order 1, on the fractional cell indices of the target coordinates); target
+    cells beyond the source grid take the edge values.  On a global grid
+    (longitudes going once round, see :func:`is_global_lon`) longitude is
+    periodic: the seam is interpolated across and target longitudes are taken
+    modulo 360.  With ``keep_missing`` a target cell is missing where its
+    nearest source cell is.
+
+    ``conservative``: first-order conservative (area-weighted) regridding by
+    xarray-regrid (``pip install 'climode[regrid]'``), see :func:`regrid_conservative`.
     """
+    _check_regrid_method(method)
+    if method == "conservative":
+        return regrid_conservative(ds, lat, lon, keep_missing)
     from scipy import ndimage
 
     src_lat, src_lon = ds["lat"].values.astype(np.float64), ds["lon"].values.astype(np.float64)
+    periodic = is_global_lon(src_lon)
+    ext_lon = _wrap_lon(np.zeros(src_lon.size), src_lon)[1] if periodic else src_lon
+    query_lon = src_lon[0] + np.mod(np.asarray(lon, dtype=np.float64) - src_lon[0], 360.0) if periodic else lon
     iy = np.interp(lat, src_lat, np.arange(len(src_lat)))
-    ix = np.interp(lon, src_lon, np.arange(len(src_lon)))
+    ix = np.interp(query_lon, ext_lon, np.arange(len(ext_lon)))
     gy, gx = np.meshgrid(iy, ix, indexing="ij")
     ny_idx, nx_idx = np.rint(gy).astype(int), np.rint(gx).astype(int)
     out = {}
@@ -345,17 +483,68 @@ def regrid(ds: xr.Dataset, lat: np.ndarray, lon: np.ndarray, keep_missing: bool 
         if "lat" not in da.dims or "lon" not in da.dims:
             continue
         da = da.transpose(..., "lat", "lon")
-        filled = _fill_nearest(da.values)
+        raw = _wrap_lon(da.values, src_lon)[0] if periodic else da.values
+        filled = _fill_nearest(raw)
         flat = filled.reshape(-1, *filled.shape[-2:])
         result = np.stack([ndimage.map_coordinates(f, [gy, gx], order=1, mode="nearest") for f in flat])
         result = result.reshape(*filled.shape[:-2], len(lat), len(lon))
         if keep_missing:
-            missing = np.isnan(da.values)[..., ny_idx, nx_idx]
+            missing = np.isnan(raw)[..., ny_idx, nx_idx]
             result = np.where(missing, np.nan, result)
         coords = {d: da[d].values for d in da.dims[:-2] if d in da.coords}
         coords.update(lat=lat, lon=lon)
         out[name] = xr.DataArray(result.astype(da.dtype), dims=da.dims, coords=coords, attrs=da.attrs)
     return xr.Dataset(out, attrs=ds.attrs)
+
+
+def regrid_conservative(ds: xr.Dataset, lat: np.ndarray, lon: np.ndarray, keep_missing: bool = True) -> xr.Dataset:
+    """First-order conservative regridding with xarray-regrid: each target cell is the area-weighted
+    (cos-latitude) mean of the source cells it overlaps, missing cells skipped.
+
+    Longitude is periodic on global grids.  A target cell is missing only when
+    none of its area has data (``keep_missing`` is implied: a mean over the cells
+    that have data is never made up).  As in the bilinear method, target cells
+    beyond the source grid take the edge values (the source is extended by
+    repeating its edge cells).  Going to a finer grid gives each target cell the
+    value of the source cell it lies in.
+    """
+    from climode.errors import require
+
+    require("xarray_regrid", "regrid")  # registers the ds.regrid accessor
+    names = [v for v in ds.data_vars if "lat" in ds[v].dims and "lon" in ds[v].dims]
+    target = xr.Dataset(coords={"lat": np.asarray(lat, dtype=np.float64), "lon": np.asarray(lon, dtype=np.float64)})
+    source = _extend_to_cover(ds[names].astype(np.float64), lat, lon)
+    out = source.regrid.conservative(target, latitude_coord="lat", skipna=True, nan_threshold=1.0)
+    result = {}
+    for name in names:
+        da = out[name].transpose(*ds[name].dims).astype(ds[name].dtype)
+        da.attrs = ds[name].attrs
+        result[name] = da.assign_coords(lat=target["lat"].values, lon=target["lon"].values)
+    return xr.Dataset(result, attrs=ds.attrs)
+
+
+def _extend_to_cover(ds: xr.Dataset, lat: np.ndarray, lon: np.ndarray) -> xr.Dataset:
+    """Repeat the edge cells of ``ds`` until its cell centres span ``lat`` and ``lon`` (not a periodic lon)."""
+    pads = {}
+    for dim, target in (("lat", lat), ("lon", lon)):
+        coord = ds[dim].values.astype(np.float64)
+        if coord.size < 2 or (dim == "lon" and is_global_lon(coord)):
+            continue
+        step = abs(float(coord[1] - coord[0]))
+        low, high = sorted((coord[0], coord[-1]))
+        before = int(np.ceil(max(0.0, low - float(np.min(target))) / step - 1e-9))
+        after = int(np.ceil(max(0.0, float(np.max(target)) - high) / step - 1e-9))
+        if before or after:
+            pads[dim] = (before, after) if coord[0] < coord[-1] else (after, before)
+    if not pads:
+        return ds
+    out = ds.pad(pads, mode="edge")
+    for dim, (before, after) in pads.items():
+        coord = ds[dim].values.astype(np.float64)
+        step = float(coord[1] - coord[0])
+        out = out.assign_coords({dim: np.concatenate([coord[0] - step * np.arange(before, 0, -1), coord,
+                                                      coord[-1] + step * np.arange(1, after + 1)])})
+    return out
 
 
 def _add_hours(t0, hours: float):
@@ -369,13 +558,62 @@ def load_model(path: str | Path | None = None, device: str | None = "auto") -> F
     return Forecaster.from_checkpoint(path, device)
 
 
-def forecast(data=None, times="+3h,+6h", *, checkpoint=None, basin=None, inputs=None, init=None, members=None,
-             device="auto", output=None) -> xr.Dataset:
-    """The function behind ``climode forecast``: predict and optionally write ``output`` (.nc or .zarr)."""
-    model = load_model(checkpoint, device)
-    result = model.predict(data, times, basin=basin, inputs=inputs, init=init, members=members)
-    if output is not None:
-        from climode.io import write_dataset
+OUTPUT_SUFFIXES = (".nc", ".nc4", ".netcdf", ".zarr")  # what climode.io.write_dataset writes
 
-        write_dataset(result, output)
+
+def check_output(path) -> Path:
+    """Refuse an output name :func:`write_forecast` cannot write, before any work is done."""
+    target = Path(path)
+    if target.suffix.lower() not in OUTPUT_SUFFIXES:
+        raise ClimodeError(f"cannot write {target}: use a .nc or .zarr file name")
+    return target
+
+
+def cf_encoded(ds: xr.Dataset) -> xr.Dataset:
+    """The forecast as it is stored: CF coordinates without _FillValue, forecast_period in hours.
+
+    CF forbids missing values in coordinates, so none gets a ``_FillValue``;
+    ``forecast_period`` is written as float hours with ``units: hours`` (xarray
+    would add a non-CF ``dtype`` attribute to a timedelta64 variable).
+    """
+    out = ds.copy()
+    if "forecast_period" in out.coords and np.issubdtype(out["forecast_period"].dtype, np.timedelta64):
+        attrs = dict(out["forecast_period"].attrs, units="hours")
+        hours = out["forecast_period"].values / np.timedelta64(1, "h")
+        out = out.assign_coords(forecast_period=("time", hours.astype(np.float64), attrs))
+    for name in out.coords:
+        out[name].encoding["_FillValue"] = None
+    return out
+
+
+def write_forecast(ds: xr.Dataset, path) -> Path:
+    """Write a forecast to ``path`` (.nc or .zarr) atomically, CF-encoded (:func:`cf_encoded`).
+
+    zarr stores are written in zarr format 2, whose spec includes the consolidated
+    metadata xarray writes (in format 3 it is an extension, and zarr warns).
+    """
+    import zarr
+
+    from climode.io import write_dataset
+
+    check_output(path)
+    with zarr.config.set({"default_zarr_format": 2}):
+        return write_dataset(cf_encoded(ds), path)
+
+
+def forecast(data=None, times="+3h,+6h", *, checkpoint=None, basin=None, inputs=None, init=None, members=None,
+             device="auto", output=None, regrid_method="bilinear") -> xr.Dataset:
+    """The function behind ``climode forecast``: predict and optionally write ``output`` (.nc or .zarr)."""
+    if output is not None:
+        check_output(output)
+    model = load_model(checkpoint, device)
+    result = model.predict(data, times, basin=basin, inputs=inputs, init=init, members=members,
+                           regrid_method=regrid_method)
+    result.attrs["history"] = history_line(call_text(
+        "climode.forecast", _data_label(data),
+        times=times, checkpoint=None if checkpoint is None else str(checkpoint), basin=basin, inputs=inputs,
+        init=init, members=members, regrid_method=_unless(regrid_method, "bilinear"),
+        output=None if output is None else str(output)))
+    if output is not None:
+        write_forecast(result, output)
     return result

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from climode.forecast.forecaster import format_time
 from climode.metrics.cyclones import Centre, DetectionParams, detect_centres
 
 #: tropical-cyclone centres: a PSL minimum below 1005 hPa closed by a 2 hPa contour within 5 degrees
@@ -38,7 +39,7 @@ def storm_table(ds: xr.Dataset) -> list[dict[str, Any]]:
     lead = ds["forecast_period"].values / np.timedelta64(1, "h") if "forecast_period" in ds.coords else [None] * ds.sizes["time"]
     for t, centres in enumerate(storm_centres(ds)):
         rows.append({
-            "valid_time": str(ds["time"].values[t]),
+            "valid_time": format_time(ds["time"].values[t]),
             "lead_hours": None if lead[t] is None else float(lead[t]),
             "storms": [
                 {"lat": round(c.lat, 2), "lon": round(c.lon, 2), "min_psl_hpa": round(c.min_psl / 100.0, 1),
@@ -53,7 +54,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     """The human-readable table of :func:`storm_table` rows."""
     lines = []
     for row in rows:
-        lead = "" if row["lead_hours"] is None else f" (+{row['lead_hours']:g} h)"
+        lead = "" if row["lead_hours"] is None else f" ({row['lead_hours']:+g} h)"
         lines.append(f"{row['valid_time']}{lead}")
         if not row["storms"]:
             lines.append("  no storm centre found")

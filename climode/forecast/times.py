@@ -51,6 +51,7 @@ def _absolute_hours(text: str, first_input, calendar: str | None) -> float | Non
     import cftime
 
     ref = first_input
+    calendar = getattr(ref, "calendar", None) or calendar or "standard"
     try:
         if isinstance(ref, cftime.datetime):
             when = cftime.datetime(y, mo, d, hh, mi, ss, calendar=ref.calendar)
@@ -60,7 +61,7 @@ def _absolute_hours(text: str, first_input, calendar: str | None) -> float | Non
             when = pd.Timestamp(year=y, month=mo, day=d, hour=hh, minute=mi, second=ss)
             ref = pd.Timestamp(ref)
     except ValueError as exc:
-        raise ClimodeError(f"time {text!r} does not exist in the data's calendar ({calendar or 'standard'}): {exc}") from exc
+        raise ClimodeError(f"time {text!r} does not exist in the data's calendar ({calendar}): {exc}") from exc
     return (when - ref).total_seconds() / 3600.0
 
 

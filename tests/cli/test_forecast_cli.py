@@ -1,6 +1,10 @@
 import json
+import logging
+import re
 import subprocess
 import sys
+import warnings
+from pathlib import Path
 
 import pytest
 import xarray as xr
@@ -20,16 +24,110 @@ def test_forecast_json_and_file(checkpoint, tmp_path, capsys):
     assert xr.open_dataset(out).sizes["time"] == 2
 
 
-def test_forecast_table_and_plot(checkpoint, tmp_path, capsys):
+def test_forecast_table_and_plot(checkpoint, tmp_path, capsys, caplog):
     png = tmp_path / "map.png"
     gif = tmp_path / "f.gif"
-    code = main(["forecast", "--checkpoint", str(checkpoint), "--times", "+3h", "--output", str(tmp_path / "f.zarr"),
-                 "--plot", str(png), "--animate", str(gif), "--device", "cpu"])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        code = main(["forecast", "--checkpoint", str(checkpoint), "--times=-5h,+3h", "--output",
+                     str(tmp_path / "f.zarr"), "--plot", str(png), "--animate", str(gif), "--device", "cpu"])
     assert code == 0
+    assert not [w for w in caught if "zarr" in type(w.message).__name__.lower() or "zarr" in str(w.filename)]
+    assert not [r for r in caplog.records if r.name == "shapefile"]  # pyshp's GSHHS hole warnings are silenced
     text = capsys.readouterr().out
-    assert "reference time" in text and "+3 h" in text and "written:" in text
-    assert png.stat().st_size > 10_000 and gif.read_bytes()[:3] == b"GIF"
-    assert xr.open_zarr(tmp_path / "f.zarr").sizes["time"] == 1
+    assert "reference time" in text and "(+3 h)" in text and "(-5 h)" in text and "written:" in text
+    assert (tmp_path / "map_000.png").stat().st_size > 10_000 and gif.read_bytes()[:3] == b"GIF"
+    store = xr.open_zarr(tmp_path / "f.zarr")
+    assert store.sizes["time"] == 2 and "climode forecast --times=-5h,+3h" in store.attrs["history"]
+
+
+def test_gif_frames_last_the_intended_milliseconds(forecaster, sample, tmp_path):
+    from PIL import Image
+
+    from climode.plotting import _title, animate_forecast
+
+    fc = forecaster.predict(sample, "-6h,+3h,+6h")
+    assert _title(fc, 0).endswith("valid 2000-08-03T03:00:00 (-6 h)") and _title(fc, 1).endswith("(+3 h)")
+    for fps, ms in ((2.0, 500), (4.0, 250)):
+        path = animate_forecast(fc, tmp_path / f"f{fps:g}.gif", fps=fps)
+        with Image.open(path) as gif:
+            durations = []
+            for frame in range(gif.n_frames):
+                gif.seek(frame)
+                durations.append(gif.info["duration"])
+        assert durations == [ms] * 3
+
+
+@pytest.mark.skipif(not any(Path(d, "shapefiles/gshhs").exists() for d in ("/usr/share/cartopy/data",)),
+                    reason="Debian's python-cartopy-data is not installed")
+def test_coastlines_are_read_once_and_quietly(forecaster, sample, tmp_path, caplog):
+    import climode.plotting as plotting
+
+    plotting._coastline_geometries.cache_clear()
+    fc = forecaster.predict(sample, "+3h,+6h")
+    with caplog.at_level(logging.WARNING):
+        plotting.plot_forecast(fc, tmp_path / "a.png")
+        plotting.plot_forecast(fc, tmp_path / "b.png")
+    assert plotting._coastline_geometries.cache_info().misses == 1  # one read for four maps
+    assert not [r for r in caplog.records if r.name == "shapefile"]
+
+
+def test_json_times_are_iso_8601_in_every_calendar(checkpoint, sample, tmp_path, capsys):
+    import numpy as np
+
+    standard = sample.assign_coords(time=[np.datetime64(t.isoformat()) for t in sample.time.values])
+    standard.to_netcdf(tmp_path / "standard.nc")
+    iso = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$")
+    docs = []
+    for data in ([], ["--data", str(tmp_path / "standard.nc")]):
+        assert main(["forecast", "--checkpoint", str(checkpoint), "--times", "+3h", "--output",
+                     str(tmp_path / "f.nc"), "--json", "--device", "cpu", *data]) == 0
+        docs.append(json.loads(capsys.readouterr().out))
+    for doc in docs:
+        stamps = [doc["forecast_reference_time"], *doc["inputs"], *(row["valid_time"] for row in doc["times"])]
+        assert all(iso.match(s) for s in stamps), stamps
+    assert docs[0]["times"][0]["valid_time"] == docs[1]["times"][0]["valid_time"] == "2000-08-03T12:00:00"
+
+
+def test_output_name_and_plot_extra_are_checked_before_the_forecast_runs(checkpoint, tmp_path, monkeypatch, capsys):
+    from climode.forecast import Forecaster
+
+    def never(*args, **kwargs):
+        raise AssertionError("the forecast ran")
+
+    monkeypatch.setattr(Forecaster, "predict", never)
+    assert main(["forecast", "--checkpoint", str(checkpoint), "--output", str(tmp_path / "out.txt")]) == 2
+    assert "use a .nc or .zarr file name" in capsys.readouterr().err
+    monkeypatch.setitem(sys.modules, "cartopy.crs", None)  # cartopy not installed
+    out = tmp_path / "f.nc"
+    assert main(["forecast", "--checkpoint", str(checkpoint), "--output", str(out), "--plot", "m.png"]) == 2
+    assert "pip install 'climode[plot]'" in capsys.readouterr().err and not out.exists()
+
+
+def test_members_of_a_stochastic_checkpoint_are_written(checkpoint, tmp_path, capsys):
+    import torch
+
+    from climode.models.config import ModelConfig
+    from climode.models.registry import get_model
+    from climode.training.checkpoint import load_checkpoint, save_checkpoint
+
+    meta = dict(load_checkpoint(checkpoint).meta)
+    meta["config"] = ModelConfig.from_dict({**meta["config"], "sample_z0": True}).to_dict()
+    torch.manual_seed(0)
+    stochastic = save_checkpoint(tmp_path, get_model("vidode", meta["config"]), step=3, meta=meta)
+    out = tmp_path / "ens.nc"
+    assert main(["forecast", "--checkpoint", str(stochastic), "--times", "+3h", "--members", "2", "--output",
+                 str(out), "--json", "--device", "cpu"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["times"]) == 1
+    ens = xr.open_dataset(out)
+    assert ens["PSL"].dims == ("member", "time", "lat", "lon") and ens["member"].attrs["standard_name"] == "realization"
+    assert float(abs(ens["PSL"].isel(member=0) - ens["PSL"].isel(member=1)).max()) > 1e-3
+
+
+def test_help_says_how_to_write_negative_times(capsys):
+    with pytest.raises(SystemExit):
+        main(["forecast", "--help"])
+    assert "--times=-5h" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("args,message", [
@@ -38,6 +136,8 @@ def test_forecast_table_and_plot(checkpoint, tmp_path, capsys):
     (["--basin", "WP"], "region"),
     (["--data", "/nonexistent/*.nc"], "no file"),
     (["--output", "out.txt"], ".nc or .zarr"),
+    (["--times=99999d"], "at most 1024 ("),
+    (["--checkpoint", "/nonexistent.json"], "not found"),
 ])
 def test_bad_input_is_one_line_and_exit_code_2(checkpoint, tmp_path, args, message):
     proc = subprocess.run([sys.executable, "-m", "climode", "forecast", "--checkpoint", str(checkpoint),

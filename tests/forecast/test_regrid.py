@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import xarray as xr
 
 from climode.forecast.forecaster import regrid
@@ -29,3 +30,52 @@ def test_missing_cells_neither_fray_nor_spread():
     assert np.isnan(values[inside]).all() and np.isfinite(values[~inside]).all()
     back = regrid(out, src.lat.values, src.lon.values, keep_missing=False)
     assert np.isfinite(back["PSL"].values).all()
+
+
+def test_longitude_is_periodic_on_a_global_grid():
+    from climode.forecast.forecaster import is_global_lon
+
+    lat, lon = np.arange(-60.0, 61.0, 5.0), np.arange(0.0, 360.0, 2.5)
+    la, lo = np.meshgrid(lat, lon, indexing="ij")
+    values = 100000 + 500 * np.cos(np.deg2rad(lo)) + 300 * np.sin(np.deg2rad(2 * lo)) + 10 * la
+    src = xr.Dataset({"PSL": (("lat", "lon"), values)}, coords={"lat": lat, "lon": lon})
+    assert is_global_lon(lon) and not is_global_lon(np.arange(255.0, 356.0, 1.5))
+    target = np.arange(-180.0, 180.0, 1.0)  # another convention, and cells between 357.5 and 360
+    out = regrid(src, lat, target)
+    expected = np.stack([np.interp(target, lon, row, period=360.0) for row in values])  # linear across the seam
+    np.testing.assert_allclose(out["PSL"].values, expected, rtol=1e-12)
+    assert np.allclose(out.lon, target)
+
+
+def test_missing_cells_across_the_seam_stay_missing():
+    lat, lon = np.arange(0.0, 10.0, 1.0), np.arange(0.0, 360.0, 10.0)
+    src = xr.Dataset({"PSL": (("lat", "lon"), np.ones((lat.size, lon.size)))}, coords={"lat": lat, "lon": lon})
+    src["PSL"][:, -1] = np.nan  # the 350 E column
+    out = regrid(src, lat, np.array([-8.0, 2.0, 354.0, 356.0]))  # -8 == 352 E, nearest 350; 356 E nearest 0 E
+    assert np.isnan(out["PSL"].values[:, [0, 2]]).all() and np.isfinite(out["PSL"].values[:, [1, 3]]).all()
+
+
+def test_conservative_keeps_the_area_mean_and_the_missing_cells():
+    pytest.importorskip("xarray_regrid")
+    from climode.metrics.fields import lat_weights
+
+    lat, lon = np.arange(20.25, 50.0, 0.5), np.arange(250.25, 280.0, 0.5)  # 0.5 degree cells 20-50 N
+    la, lo = np.meshgrid(lat, lon, indexing="ij")
+    values = 100000 + 300 * np.sin(np.deg2rad(8 * lo)) * np.cos(np.deg2rad(6 * la))
+    src = xr.Dataset({"PSL": (("time", "lat", "lon"), values[None])}, coords={"lat": lat, "lon": lon, "time": [0]})
+    out = regrid(src, np.arange(20.75, 50.0, 1.5), np.arange(250.75, 280.0, 1.5), method="conservative")
+    mean = lambda da: np.average(da.values[0], weights=np.broadcast_to(lat_weights(da.lat)[:, None], da.shape[1:]))
+    assert abs(mean(out["PSL"]) - mean(src["PSL"])) < 1e-6 * 1e5  # area-weighted mean conserved
+    block = src["PSL"].values[0, :3, :3].mean()  # the first 1.5-degree cell holds 3 x 3 source cells
+    assert out["PSL"].values[0, 0, 0] == pytest.approx(block, rel=1e-3)
+    src["PSL"][:, 6:15, 6:15] = np.nan  # 3 x 3 target cells entirely missing
+    holed = regrid(src, out.lat.values, out.lon.values, method="conservative")["PSL"].values[0]
+    assert np.isnan(holed[2:5, 2:5]).all() and np.isfinite(np.delete(holed, np.s_[2:5], axis=0)).all()
+
+
+def test_unknown_regrid_method_is_refused():
+    from climode.errors import ClimodeError
+
+    src = field(np.arange(0.0, 5.0), np.arange(0.0, 5.0))
+    with pytest.raises(ClimodeError, match="bilinear or conservative"):
+        regrid(src, src.lat.values, src.lon.values, method="cubic")

@@ -33,3 +33,8 @@ def test_unsorted_and_duplicates_are_fixed_with_a_note():
 def test_nonsense_is_a_clear_error(bad):
     with pytest.raises(ClimodeError):
         hours(bad)
+
+
+def test_a_date_outside_the_calendar_names_the_data_calendar():
+    with pytest.raises(ClimodeError, match=r"calendar \(noleap\)"):
+        hours("2000-02-29T00:00")  # a leap day: the sample is noleap
