@@ -4,19 +4,26 @@
 rtol 1e-3 atol 1e-4, encoder one Euler step per gap (as the published code),
 random data and untrained weights.  Prints one JSON line.
 
-    python benchmarks/train_step.py [--batch 8] [--size 128] [--steps 5] [--memory-saving] [--amp-cpu]
+    python benchmarks/train_step.py [--batch 8] [--size 128] [--steps 5] [--memory-saving [LEVEL]] [--amp-cpu]
 
 The script, like the trainer, first makes glibc keep freed memory
-(``climode.training.host_memory``; not with --memory-saving, as in the trainer);
-``--malloc default`` measures without it.  ``roofline_s`` is the step's GFLOP at
+(``climode.training.host_memory``); with --memory-saving it instead makes glibc
+map and return every block of 4 MiB or more (``--malloc release``), which keeps
+the heap from fragmenting; ``--malloc default`` measures with glibc as it is.  ``roofline_s`` is the step's GFLOP at
 the forward rate of a large 3x3 convolution; ``train_roofline_s`` at the rate of
 the same convolution's forward plus backward, the best a step made only of such
-convolutions could do.  Both are measured at the step's precision.
+convolutions could do.  Both are measured at the step's precision.  With
+--discriminators the full GAN step is timed as a whole, so ``forward_s`` and
+``backward_s`` are null.  ``step_cpu_s`` is the median CPU time of the process
+per step (all threads, user and system): with ``OMP_WAIT_POLICY=PASSIVE`` it
+varies less than ``step_s`` when other processes share the cores.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
+import ctypes.util
 import json
 import statistics
 import sys
@@ -29,11 +36,13 @@ from torch.utils.flop_counter import FlopCounterMode
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import conv_gflops, conv_train_gflops, machine, peak_rss_mb  # noqa: E402
 
-from climode.models.config import ModelConfig, SolverConfig  # noqa: E402
+from climode.models.config import MEMORY_SAVING_LEVELS, ModelConfig, SolverConfig  # noqa: E402
 from climode.models.discriminators import ImageDiscriminator, SequenceDiscriminator  # noqa: E402
 from climode.models.vidode import VidODE  # noqa: E402
 from climode.training.host_memory import keep_freed_memory  # noqa: E402
 from climode.training.step import Discriminators, TrainStep  # noqa: E402
+
+_M_MMAP_THRESHOLD = -3
 
 
 def parse_args(argv=None):
@@ -47,27 +56,58 @@ def parse_args(argv=None):
     p.add_argument("--step-size", type=float, default=None, help="fixed-step solver step (model time)")
     p.add_argument("--encoder-solver", default="euler")
     p.add_argument("--discriminators", action="store_true")
-    p.add_argument("--memory-saving", action="store_true")
+    p.add_argument("--memory-saving", nargs="?", const="default", default=None,
+                   choices=("default", *MEMORY_SAVING_LEVELS),
+                   help="activation checkpointing; optionally the level (default: ModelConfig's)")
     p.add_argument("--adjoint", action="store_true")
     p.add_argument("--amp-cpu", action="store_true", help="bf16 autocast of the convolutions on the CPU")
-    p.add_argument("--malloc", choices=("auto", "keep", "default"), default="auto",
-                   help="keep: glibc keeps freed memory for reuse; default: glibc as it is; auto: as the trainer")
+    p.add_argument("--malloc", choices=("auto", "keep", "release", "default"), default="auto",
+                   help="keep: glibc keeps freed memory for reuse; release: blocks of 4 MiB and more are "
+                        "mapped and returned one by one; default: glibc as it is; auto: keep, or release "
+                        "with --memory-saving")
     p.add_argument("--device", default="cpu")
     return p.parse_args(argv)
+
+
+def release_large_blocks(threshold: int = 4 << 20) -> bool:
+    """Make glibc map every block of ``threshold`` bytes or more on its own and unmap it when freed.
+
+    glibc's default threshold grows to 32 MiB, so the many 4-32 MiB activations of a
+    checkpointed step fragment the heap: peak RSS about 850 MB above the live bytes.
+    A fixed 4 MiB threshold returns them at once, for page faults on each reuse.
+    False where glibc's mallopt is not available.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.gnu_get_libc_version) and libc.mallopt(_M_MMAP_THRESHOLD, threshold) == 1
+    except (OSError, AttributeError):
+        return False
+
+
+def _median_or_none(values: list) -> float | None:
+    """Median of timings rounded to ms; None (JSON null) where the phase was not timed."""
+    timed = [v for v in values if v is not None]
+    return round(statistics.median(timed), 3) if timed else None
 
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
     device = torch.device(args.device)
-    # as the trainer: keep freed memory on CPU, except when memory saving asks for the smallest peak
+    # keep freed memory on CPU, except when memory saving asks for the smallest peak
     keep = args.malloc == "keep" or (args.malloc == "auto" and not args.memory_saving)
+    release = args.malloc == "release" or (args.malloc == "auto" and args.memory_saving)
     kept = keep_freed_memory() if keep and device.type == "cpu" else False
+    released = release_large_blocks() if release and device.type == "cpu" else False
     torch.manual_seed(0)
+    saving = {} if args.memory_saving in (None, "default") else {"memory_saving_level": args.memory_saving}
     cfg = ModelConfig.reference(
         encoder_solver=SolverConfig(method=args.encoder_solver),
         decoder_solver=SolverConfig(method=args.solver, rtol=1e-3, atol=1e-4, step_size=args.step_size, adjoint=args.adjoint),
-        memory_saving=args.memory_saving,
+        memory_saving=args.memory_saving is not None,
         amp_cpu=args.amp_cpu,
+        **saving,
     )
     model = VidODE(cfg).to(device)
     disc = None
@@ -89,6 +129,7 @@ def main(argv=None) -> dict:
 
     def timed_step():
         t0 = time.perf_counter()
+        cpu0 = time.process_time()
         model.train()
         out = model(batch["inputs"], batch["input_times"], batch["target_times"], batch["input_mask"])
         losses = step.generator_losses(batch, out)
@@ -99,21 +140,20 @@ def main(argv=None) -> dict:
         t2 = time.perf_counter()
         step.optimizer.step()
         t3 = time.perf_counter()
-        return t1 - t0, t2 - t1, t3 - t0, out
+        return t1 - t0, t2 - t1, t3 - t0, time.process_time() - cpu0, out
 
     if disc is not None:
         def timed_step():  # noqa: F811 - the full GAN step, timed as a whole
-            t0 = time.perf_counter()
+            t0, cpu0 = time.perf_counter(), time.process_time()
             res = step(batch)
-            t = time.perf_counter() - t0
-            return float("nan"), float("nan"), t, res.output
+            return None, None, time.perf_counter() - t0, time.process_time() - cpu0, res.output
 
     for _ in range(2):
         timed_step()
-    fwd, bwd, tot = [], [], []
+    fwd, bwd, tot, cpu = [], [], [], []
     for _ in range(args.steps):
-        f, bw, t, out = timed_step()
-        fwd.append(f), bwd.append(bw), tot.append(t)
+        f, bw, t, c, out = timed_step()
+        fwd.append(f), bwd.append(bw), tot.append(t), cpu.append(c)
     peak = peak_rss_mb()
     try:
         with FlopCounterMode(display=False) as counter:
@@ -132,13 +172,16 @@ def main(argv=None) -> dict:
         "solver": args.solver,
         "step_size": args.step_size,
         "discriminators": args.discriminators,
-        "memory_saving": args.memory_saving,
+        "memory_saving": cfg.memory_saving,
+        "memory_saving_level": cfg.memory_saving_level if cfg.memory_saving else None,
         "adjoint": args.adjoint,
         "amp_cpu": args.amp_cpu,
         "keep_freed_memory": kept,
+        "release_large_blocks": released,
         "step_s": round(median, 3),
-        "forward_s": round(statistics.median(fwd), 3),
-        "backward_s": round(statistics.median(bwd), 3),
+        "step_cpu_s": round(statistics.median(cpu), 3),
+        "forward_s": _median_or_none(fwd),
+        "backward_s": _median_or_none(bwd),
         "nfe_encoder": out.nfe_encoder,
         "nfe_decoder": out.nfe_decoder,
         "gflop": round(gflop, 1) if gflop == gflop else None,
@@ -151,7 +194,7 @@ def main(argv=None) -> dict:
         "params": sum(p.numel() for p in model.parameters()),
         "machine": machine(),
     }
-    print(json.dumps(result))
+    print(json.dumps(result, allow_nan=False))
     return result
 
 

@@ -116,7 +116,7 @@ class ModelConfig(ConvModelSizes):
     use_composition: bool = True
     difference_mode: Literal["image", "residual"] = "image"
     memory_saving: bool = False
-    memory_saving_level: Literal["decoder", "decoder_encoder", "full"] = "decoder_encoder"
+    memory_saving_level: Literal["decoder", "decoder_encoder", "full"] = "full"
     amp: bool = True
     amp_cpu: bool = False
     channels_last: bool = True

@@ -7,15 +7,16 @@ query times [B, K] or [K]; times are in ``config.time_unit``.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.checkpoint import checkpoint
+from torch.utils.checkpoint import CheckpointPolicy, checkpoint, create_selective_checkpoint_contexts
 
 from climode.errors import ModelInputError
-from climode.models.config import ModelConfig
+from climode.models.config import MEMORY_SAVING_LEVELS, ModelConfig
 from climode.models.convgru import ConvGRUCell
 from climode.models.decoder import ConvDecoder, compose
 from climode.models.encoder import ConvEncoder, Z0Head, ode_rnn_encode
@@ -77,6 +78,39 @@ def solve_from_origin(func: ODEFunc, z0: torch.Tensor, tau: np.ndarray, solver) 
     else:
         parts.append(integrate(func, z0, torch.tensor(pos), solver))
     return torch.cat(parts) if len(parts) > 1 else parts[0]
+
+
+_BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
+
+
+@contextlib.contextmanager
+def frozen_batchnorm_stats(module: nn.Module):
+    """BatchNorm layers of ``module`` normalise as usual but leave their running statistics alone.
+
+    Activation checkpointing reruns a forward pass during backward; in training
+    mode that rerun would update running_mean, running_var and
+    num_batches_tracked a second time.  Inside this context the update uses
+    momentum 0 (running = 1 * running + 0 * batch, exactly the old value), and
+    num_batches_tracked is put back on exit.  The buffers are not written
+    otherwise, so autograd's saved tensors keep their versions.
+    """
+    norms = [m for m in module.modules() if isinstance(m, _BATCH_NORMS) and m.track_running_stats]
+    saved = [(m.momentum, m.num_batches_tracked.clone()) for m in norms]
+    for m in norms:
+        m.momentum = 0.0
+    try:
+        yield
+    finally:
+        for m, (momentum, count) in zip(norms, saved):
+            m.momentum = momentum
+            m.num_batches_tracked.copy_(count)
+
+
+@contextlib.contextmanager
+def _recomputation(frozen, selective):
+    """Enter BatchNorm freezing outside the selective-recompute mode (which must not see it)."""
+    with frozen, selective:
+        yield
 
 
 def validate_inputs(cfg, inputs: torch.Tensor, times: np.ndarray, mask: np.ndarray, static=None) -> None:
@@ -141,6 +175,46 @@ class VidODE(nn.Module):
     def _autocast(self, device: torch.device):
         return autocast(self.config, device)
 
+    def _part(self, part: str) -> nn.Module:
+        """The module holding the BatchNorm layers that memory-saving ``part`` reruns."""
+        return {"G": self.decoder, "E": self.encoder, "encoder": self.encoder, "decoder_ode": self.decoder_ode}[part]
+
+    def _saves_memory(self, part: str) -> bool:
+        """True when ``part`` is recomputed in the backward pass (``config.memory_saving_level``)."""
+        cfg = self.config
+        return cfg.memory_saving and torch.is_grad_enabled() and part in MEMORY_SAVING_LEVELS[cfg.memory_saving_level]
+
+    def _recomputed(self, part: str, fn, *args):
+        """``fn(*args)``; under memory saving of ``part``, checkpointed: its activations are
+        recomputed in the backward pass instead of kept, and BatchNorm statistics update once."""
+        if not self._saves_memory(part):
+            return fn(*args)
+        return checkpoint(fn, *args, use_reentrant=False, context_fn=lambda: self._recompute_contexts(part))
+
+    def _recompute_contexts(self, part: str):
+        """Forward and recomputation contexts of a checkpointed ``part``.
+
+        G keeps the output of its first convolution (16 MB per step at the reference
+        preset), which saves recomputing half of G's FLOPs; everything else in it
+        (upsampling, BatchNorm, ReLU, the other convolutions, Psi) is recomputed.
+        """
+        forward, selective = contextlib.nullcontext(), contextlib.nullcontext()
+        if part == "G" and isinstance(self.decoder.net[0], nn.Upsample):
+            kept = self.decoder.net[1].weight
+
+            def policy(ctx, op, *args, **kwargs):  # noqa: ARG001 - torch's policy signature
+                if op is torch.ops.aten.convolution.default and args[1] is kept:
+                    return CheckpointPolicy.MUST_SAVE
+                return CheckpointPolicy.PREFER_RECOMPUTE
+
+            forward, selective = create_selective_checkpoint_contexts(policy)
+        return forward, _recomputation(frozen_batchnorm_stats(self._part(part)), selective)
+
+    def _conv_encode(self, frames: torch.Tensor) -> torch.Tensor:
+        """Conv-Encoder E on the observed frames [N, C, H, W]."""
+        with self._autocast(frames.device):
+            return self.encoder(frames)
+
     # ------------------------------------------------------------------ encoder
     def encode(self, inputs, plan: EncoderPlan, mask: np.ndarray, static=None) -> torch.Tensor:
         """Run the ODE-ConvGRU encoder (Eq. 1) and return each sample's final state h_T."""
@@ -149,8 +223,7 @@ class VidODE(nn.Module):
         frames = inputs[torch.as_tensor(obs_b, device=device), torch.as_tensor(obs_t, device=device)]
         if static is not None:
             frames = torch.cat([frames, static[torch.as_tensor(obs_b, device=device)].to(frames.dtype)], dim=1)
-        with self._autocast(device):  # masked frames never reach E
-            feats = self.encoder(frames)
+        feats = self._recomputed("E", self._conv_encode, frames)  # masked frames never reach E
         lookup = np.full(mask.shape, -1, dtype=np.int64)
         lookup[obs_b, obs_t] = np.arange(len(obs_b))
 
@@ -165,9 +238,7 @@ class VidODE(nn.Module):
     # ------------------------------------------------------------------ decoder
     def _solve_decoder(self, z0: torch.Tensor, tau: np.ndarray) -> torch.Tensor:
         solve = lambda z: solve_from_origin(self.decoder_ode, z, tau, self.config.decoder_solver)  # noqa: E731
-        if self.config.memory_saving and torch.is_grad_enabled():  # recompute the solve in backward
-            return checkpoint(solve, z0, use_reentrant=False)
-        return solve(z0)
+        return self._recomputed("decoder_ode", solve, z0)
 
     def _step(self, h: torch.Tensor, h_prev: torch.Tensor, previous: torch.Tensor):
         cfg = self.config
@@ -178,9 +249,7 @@ class VidODE(nn.Module):
         return frame, out.flow, out.diff, out.mask
 
     def _checkpointed_step(self, h, h_prev, previous):
-        if self.config.memory_saving and torch.is_grad_enabled():
-            return checkpoint(self._step, h, h_prev, previous, use_reentrant=False)
-        return self._step(h, h_prev, previous)
+        return self._recomputed("G", self._step, h, h_prev, previous)
 
     def decode(self, inputs: torch.Tensor, z0: torch.Tensor, plan: DecoderPlan):
         """Decoder of Eq. 2: one ODE solve, then G and Psi along each recursion chain."""
@@ -252,11 +321,7 @@ class VidODE(nn.Module):
         self.encoder_ode.reset_nfe()
         self.decoder_ode.reset_nfe()
         enc_plan = plan_encoder(times, mask, cfg.time_scale, cfg.reverse_inputs)
-        saving = cfg.memory_saving and torch.is_grad_enabled()
-        if saving:  # recompute the whole encoder in the backward pass instead of keeping its activations
-            hidden = checkpoint(lambda x, s: self.encode(x, enc_plan, mask, s), inputs, static, use_reentrant=False)
-        else:
-            hidden = self.encode(inputs, enc_plan, mask, static)
+        hidden = self._recomputed("encoder", lambda x, s: self.encode(x, enc_plan, mask, s), inputs, static)
         mean, std = self.z0_head(hidden)
         sample = cfg.sample_z0 if sample_z0 is None else sample_z0
         z0 = mean + std * torch.randn_like(std) if sample else mean
