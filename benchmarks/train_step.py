@@ -22,8 +22,6 @@ varies less than ``step_s`` when other processes share the cores.
 from __future__ import annotations
 
 import argparse
-import ctypes
-import ctypes.util
 import json
 import statistics
 import sys
@@ -39,11 +37,8 @@ from common import conv_gflops, conv_train_gflops, machine, peak_rss_mb  # noqa:
 from climode.models.config import MEMORY_SAVING_LEVELS, ModelConfig, SolverConfig  # noqa: E402
 from climode.models.discriminators import ImageDiscriminator, SequenceDiscriminator  # noqa: E402
 from climode.models.vidode import VidODE  # noqa: E402
-from climode.training.host_memory import keep_freed_memory  # noqa: E402
+from climode.training.host_memory import keep_freed_memory, release_large_blocks  # noqa: E402
 from climode.training.step import Discriminators, TrainStep  # noqa: E402
-
-_M_MMAP_THRESHOLD = -3
-
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -67,23 +62,6 @@ def parse_args(argv=None):
                         "with --memory-saving")
     p.add_argument("--device", default="cpu")
     return p.parse_args(argv)
-
-
-def release_large_blocks(threshold: int = 4 << 20) -> bool:
-    """Make glibc map every block of ``threshold`` bytes or more on its own and unmap it when freed.
-
-    glibc's default threshold grows to 32 MiB, so the many 4-32 MiB activations of a
-    checkpointed step fragment the heap: peak RSS about 850 MB above the live bytes.
-    A fixed 4 MiB threshold returns them at once, for page faults on each reuse.
-    False where glibc's mallopt is not available.
-    """
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return bool(libc.gnu_get_libc_version) and libc.mallopt(_M_MMAP_THRESHOLD, threshold) == 1
-    except (OSError, AttributeError):
-        return False
 
 
 def _median_or_none(values: list) -> float | None:

@@ -131,8 +131,9 @@ class TrainSection:
     discriminators: bool | None = None
     compile: bool = False
     device: str = "auto"
-    #: on CPU, have glibc reuse freed tensor memory instead of mapping fresh pages every step
-    #: (faster; skipped when the model's ``memory_saving`` asks for the smallest peak instead)
+    #: on CPU, tune glibc malloc: reuse freed tensor memory instead of mapping fresh pages every
+    #: step (faster), or with the model's ``memory_saving`` return blocks of 4 MiB and more at
+    #: once (the smallest peak); false leaves glibc as it is
     keep_freed_memory: bool = True
     log_every: int = 10
 

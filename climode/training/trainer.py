@@ -37,7 +37,7 @@ from climode.errors import ClimodeError, ConfigError
 from climode.models.discriminators import ImageDiscriminator, SequenceDiscriminator
 from climode.training import checkpoint as ckpt
 from climode.training.data import TrainingData, build_training_data
-from climode.training.host_memory import keep_freed_memory
+from climode.training.host_memory import keep_freed_memory, release_large_blocks
 from climode.training.recipe import Recipe
 from climode.training.step import Discriminators, NonFiniteError, TrainStep
 
@@ -170,8 +170,9 @@ class Trainer:
             if self.device.type == "cuda":
                 torch.cuda.set_device(self.device)
         memory_saving = bool(recipe.model.config.get("memory_saving", False))
-        if self.device.type == "cpu" and recipe.train.keep_freed_memory and not memory_saving:
-            keep_freed_memory()  # memory_saving asks for the smallest peak instead
+        if self.device.type == "cpu" and recipe.train.keep_freed_memory:
+            # memory_saving asks for the smallest peak instead of the fastest reuse
+            release_large_blocks() if memory_saving else keep_freed_memory()
         seed_everything(recipe.train.seed)
         from climode.models.config import ModelConfig
 

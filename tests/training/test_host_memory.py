@@ -37,3 +37,37 @@ def test_steps_after_the_first_reuse_their_pages():
     pages_per_step = 2 * 64 * 2**20 // 4096  # two 64 MiB tensors in 4 KiB pages
     assert faults["default"] > pages_per_step // 2, faults  # default glibc maps and faults every time
     assert faults["keep"] < pages_per_step // 20, faults  # kept memory is reused without faults
+
+
+RELEASE_CHILD = textwrap.dedent(
+    """
+    import resource, sys
+    import torch
+    from climode.training.host_memory import release_large_blocks
+
+    if sys.argv[1] == "release":
+        assert release_large_blocks()
+    big = torch.ones(32 * 2**20)  # 128 MiB: freeing it raises glibc's dynamic mmap threshold
+    del big
+
+    def faults_of_one_step():
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        x = torch.ones(2 * 2**20)  # 8 MiB, below the raised threshold, above 4 MiB
+        del x
+        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+    faults_of_one_step()
+    print(min(faults_of_one_step() for _ in range(3)))
+    """
+)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc tuning is Linux-only")
+def test_released_blocks_are_returned_at_once():
+    faults = {}
+    for mode in ("default", "release"):
+        out = subprocess.run([sys.executable, "-c", RELEASE_CHILD, mode], capture_output=True, text=True, check=True)
+        faults[mode] = int(out.stdout.strip())
+    pages = 8 * 2**20 // 4096
+    assert faults["default"] < pages // 20, faults  # glibc's raised threshold keeps 8 MiB on the heap
+    assert faults["release"] > pages // 2, faults  # released: mapped afresh (and returned) each time
