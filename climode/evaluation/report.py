@@ -36,8 +36,15 @@ def _fmt(x: Any, digits: int = 3) -> str:
 
 
 def markdown_report(results: dict[str, Any]) -> str:
-    """RMSE per variable by lead (with 95% CIs overall) and the track scores, one row per system."""
+    """RMSE per variable by lead (with 95% CIs overall) and the track scores, one row per system.
+
+    Video results (``meta["kind"] == "video"``) get the image-metric tables instead.
+    """
     meta = results["meta"]
+    if meta.get("kind") == "video":
+        from climode.evaluation.video import markdown_video_report
+
+        return markdown_video_report(results)
     systems = [k for k in results if k != "meta"]
     leads = list(results[systems[0]]["leads"])
     variables = [v for v in results[systems[0]]["overall"] if v != "track"]

@@ -49,6 +49,10 @@ class EvaluationConfig:
     tracks: bool = True
     #: training seasons in the ACC climatology (None: those the checkpoint was trained on)
     climatology_sequences: int | None = None
+    #: video: held-out clips to draw windows from (None: every clip of the split)
+    clips: int | None = None
+    #: video: local LPIPS (AlexNet) weights; LPIPS is scored only when given
+    lpips_weights: str | None = None
 
     def __post_init__(self) -> None:
         unknown = [b for b in self.baselines if b not in BASELINE_ALIASES]
@@ -56,6 +60,8 @@ class EvaluationConfig:
             raise ConfigError(f"unknown baseline {unknown[0]!r}; choose from {', '.join(sorted(BASELINE_ALIASES))}")
         if self.windows < 1 or self.batch_size < 1 or self.n_sequences < 1:
             raise ConfigError("windows, batch_size and n_sequences must be positive")
+        if self.clips is not None and self.clips < 1:
+            raise ConfigError(f"clips must be >= 1 or None, got {self.clips}")
         if self.climatology_sequences is not None and self.climatology_sequences < 1:
             raise ConfigError(f"climatology_sequences must be >= 1 or None, got {self.climatology_sequences}")
 
@@ -188,15 +194,31 @@ def _groups(leads: np.ndarray) -> dict[tuple[float, ...], np.ndarray]:
 
 
 def evaluate(forecaster, config: EvaluationConfig | None = None, progress: bool = True) -> dict[str, Any]:
-    """Score ``forecaster`` and the baselines; return the results in climode's JSON schema."""
+    """Score ``forecaster`` and the baselines; return the results in climode's JSON schema.
+
+    Video benchmarks (``bouncing_balls``, ``moving_mnist``, ``kth``, ...) are scored
+    with the image metrics instead (:func:`climode.evaluation.video.evaluate_video`).
+    """
     from torch.utils.data import DataLoader
+
+    from climode.training.data import VIDEO_SETS
+
+    config = config or EvaluationConfig()
+    trained_on_video = forecaster.meta.get("time_unit") == "frame" or \
+        forecaster.meta.get("recipe", {}).get("data", {}).get("dataset") in VIDEO_SETS
+    if config.data in VIDEO_SETS or trained_on_video:
+        if config.data not in VIDEO_SETS:
+            raise ConfigError(f"the checkpoint was trained on video; score it on a video benchmark "
+                              f"({', '.join(VIDEO_SETS)}), not {config.data!r}")
+        from climode.evaluation.video import evaluate_video
+
+        return evaluate_video(forecaster, config, progress)
 
     from climode.data.loader import WindowDataset, collate_windows
     from climode.data.sampling import get_protocol
     from climode.training.data import climate_sequences, static_channels
     from climode.training.trainer import EpochSampler
 
-    config = config or EvaluationConfig()
     section = _data_section(forecaster, config)
     stride = getattr(forecaster.model.config, "stride", 1)
     sequences = climate_sequences(section, config.split, config.n_sequences, stride)

@@ -71,7 +71,9 @@ class Forecaster:
 
     # ------------------------------------------------------------------ loading
     @classmethod
-    def from_checkpoint(cls, path: str | Path | None = None, device: str | None = "auto") -> "Forecaster":
+    def from_checkpoint(cls, path: str | Path | None = None, device: str | None = "auto", *,
+                        video: bool = False) -> "Forecaster":
+        """Load a checkpoint; ``video=True`` also accepts models of video frames (for evaluation)."""
         from climode.models.registry import get_model
         from climode.training.checkpoint import load_checkpoint
 
@@ -86,7 +88,8 @@ class Forecaster:
         for key in ("model", "config", "variables", "normalization"):
             if key not in meta:
                 raise CheckpointError(f"checkpoint {ckpt.path} has no {key!r} in its sidecar; it is not a climode forecast model")
-        _check_variables(meta["variables"], ckpt.path)
+        if not (video and meta.get("time_unit") == "frame"):
+            _check_variables(meta["variables"], ckpt.path, meta.get("time_unit") == "frame")
         torch_device = _resolve_device(device)
         model = get_model(meta["model"], meta["config"])
         try:
@@ -366,11 +369,14 @@ class Forecaster:
         return out
 
 
-def _check_variables(variables: list[str], path) -> None:
+def _check_variables(variables: list[str], path, video: bool = False) -> None:
     """A checkpoint whose variables climode cannot read from data is refused at load time."""
     from climode.data.lexicon import CANONICAL
 
     unsupported = [v for v in variables if v not in CANONICAL]
+    if unsupported and video:
+        raise CheckpointError(f"checkpoint {path} is a video model (frames, not {', '.join(CANONICAL)}): score it "
+                              "with climode evaluate --data <video benchmark>, or use a climate checkpoint")
     if unsupported:
         raise CheckpointError(
             f"checkpoint {path} forecasts {', '.join(variables)}, but climode reads only {', '.join(CANONICAL)} "
@@ -553,9 +559,13 @@ def _add_hours(t0, hours: float):
     return t0 + dt.timedelta(hours=float(hours))
 
 
-def load_model(path: str | Path | None = None, device: str | None = "auto") -> Forecaster:
-    """The forecaster of a checkpoint (the bundled hurricane model by default)."""
-    return Forecaster.from_checkpoint(path, device)
+def load_model(path: str | Path | None = None, device: str | None = "auto", *, video: bool = False) -> Forecaster:
+    """The forecaster of a checkpoint (the bundled hurricane model by default).
+
+    ``video=True`` also loads models trained on video benchmarks (``climode evaluate``);
+    forecasting gridded data needs a model of climate variables.
+    """
+    return Forecaster.from_checkpoint(path, device, video=video)
 
 
 OUTPUT_SUFFIXES = (".nc", ".nc4", ".netcdf", ".zarr")  # what climode.io.write_dataset writes
