@@ -145,6 +145,8 @@ def training_climatology(forecaster, section, config: EvaluationConfig, stride: 
         seeds = [int(s.attrs["climode_seed"]) for s in sequences if "climode_seed" in s.attrs]
         if entry is not None and entry.driver == "synthetic":
             source = f"per-cell time mean of the {clim.split} split of {clim.dataset} (seeds {seeds})"
+        elif clim.periods and clim.split in clim.periods:
+            source = f"per-cell time mean of the {clim.split} period {clim.periods[clim.split]} of {clim.dataset}"
         else:
             source = f"per-cell time mean of {clim.dataset} (no separate training split: includes the scored period)"
         _CLIMATOLOGIES[key] = (values, {"source": source, "split": clim.split, "seeds": seeds,

@@ -14,7 +14,7 @@ import xarray as xr
 from climode.data.loader import StaticChannels, WindowDataset
 from climode.data.normalize import Normalizer, compute_stats
 from climode.data.sampling import get_protocol
-from climode.errors import ConfigError
+from climode.errors import ConfigError, DataError
 from climode.training.recipe import DataSection
 
 log = logging.getLogger(__name__)
@@ -79,6 +79,18 @@ def recipe_seeds(section: DataSection, entry, split: str | None, count: int) -> 
     return list(range(lo, min(lo + count, hi + 1)))
 
 
+def split_period(section: DataSection, split: str | None) -> tuple[str, str] | None:
+    """The time period of ``split`` of a file dataset from ``data.periods`` (None: the whole file)."""
+    from climode.training.recipe import parse_period
+
+    if split is None or not section.periods:
+        return None
+    if split not in section.periods:
+        raise ConfigError(f"data.periods has no period for split {split!r} (it has {', '.join(section.periods)}); "
+                          f"add one, e.g. {split}: 2005-01-01/2005-12-31")
+    return parse_period(split, section.periods[split])
+
+
 def climate_sequences(
     section: DataSection,
     split: str | None,
@@ -118,6 +130,12 @@ def climate_sequences(
             )
         datasets = [open_dataset(section.dataset, section.variables,
                                  chunks=WINDOW_CHUNKS if chunks is None else chunks, validate=validate)]
+        period = split_period(section, split)
+        if period is not None:
+            datasets = [ds.sel(time=slice(*period)) for ds in datasets]
+            if datasets[0].sizes["time"] == 0:
+                raise DataError(f"{section.dataset}: no time step lies in the {split} period {'/'.join(period)}; "
+                                "fix data.periods")
         in_memory = False
     out = []
     for ds in datasets:
@@ -142,6 +160,7 @@ def stats_key(section: DataSection) -> tuple[str, str] | None:
         "region": section.region,
         "mapping": dict(entry.variables) if entry is not None else {},
         "units": dict(entry.units) if entry is not None else {},
+        "period": split_period(section, section.split),
     }
     name = entry.name if entry is not None else Path(files[0]).stem
     return name, files_fingerprint(files, **identity)
@@ -218,6 +237,13 @@ def build_training_data(section: DataSection, multiple: int, seed: int, *,
     train = WindowDataset(train_seqs, section.variables, protocol, normalizer, seed=seed,
                           samples_per_epoch=section.samples_per_epoch, static=static)
     validation = None
+    entry = _catalog_entry(section.dataset)
+    is_file = entry is None or entry.driver != "synthetic"
+    if section.validation_split and is_file and section.validation_split not in (section.periods or {}):
+        raise ConfigError(
+            f"data.validation_split {section.validation_split!r} on the file dataset {section.dataset!r} would validate "
+            "on the training data; give each split a time period (data.periods: {train: 1996-01-01/2003-12-31, "
+            f"{section.validation_split}: 2004-01-01/2004-12-31}}) or set data.validation_split: null")
     if section.validation_split:
         val_seqs = climate_sequences(section, section.validation_split, section.validation_sequences, multiple,
                                      validate=False)

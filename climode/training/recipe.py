@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from climode.errors import ConfigError
@@ -69,10 +70,15 @@ class DataSection:
     samples_per_epoch: int | None = 256
     frame_size: int | None = None  # video: frames resized to this square size
     n_clips: int | None = None  # video: number of clips to use
+    #: file datasets: the time period of each split, e.g. {train: 1996-01-01/2003-12-31,
+    #: validation: 2004-01-01/2004-12-31, test: 2005-01-01/2005-12-31} (inclusive ISO dates)
+    periods: dict[str, str] | None = None
 
     def __post_init__(self) -> None:
         if not self.variables:
             raise ConfigError("data.variables must name at least one variable, e.g. [U850, V850, PSL]")
+        if self.periods:
+            check_periods(self.periods)
         _at_least("data", {"batch_size": 1, "n_sequences": 1, "num_workers": 0, "samples_per_epoch": 1,
                            "validation_sequences": 1, "validation_windows": 1, "frame_size": 1, "n_clips": 1}, self)
         allowed_static = {"cos_lat", "land_sea"}
@@ -85,6 +91,36 @@ class DataSection:
             get_protocol(self.protocol, **self.protocol_args)
         except ConfigError as exc:
             raise ConfigError(f"data.protocol: {exc}") from exc
+
+
+def parse_period(name: str, text: Any) -> tuple[str, str]:
+    """``"START/END"`` (ISO dates or date-times, inclusive) as two strings; ConfigError otherwise."""
+    parts = str(text).split("/")
+    example = "e.g. 2004-01-01/2004-12-31"
+    if len(parts) != 2 or not all(p.strip() for p in parts):
+        raise ConfigError(f"data.periods.{name}: {text!r} is not START/END ({example})")
+    start, end = (p.strip() for p in parts)
+    try:
+        lo, hi = np.datetime64(start), np.datetime64(end)
+    except ValueError:
+        raise ConfigError(f"data.periods.{name}: {text!r} has a date that is not ISO 8601 ({example})") from None
+    if hi < lo:
+        raise ConfigError(f"data.periods.{name}: {text!r} ends before it starts")
+    return start, end
+
+
+def check_periods(periods: dict[str, Any]) -> None:
+    """Every period parses, and no two splits share a time."""
+    bounds = {}
+    for name, text in periods.items():
+        start, end = parse_period(name, text)
+        # an end date covers its whole day (or hour, minute): compare at the finest unit
+        bounds[name] = (np.datetime64(start, "s"), np.datetime64(end) + 1 - np.timedelta64(1, "s"))
+    ordered = sorted(bounds.items(), key=lambda kv: kv[1][0])
+    for (a, (_, a_end)), (b, (b_start, _)) in zip(ordered, ordered[1:]):
+        if b_start <= a_end:
+            raise ConfigError(f"data.periods: splits {a!r} and {b!r} overlap; held-out periods must not share a time "
+                              "with the training period")
 
 
 @dataclass

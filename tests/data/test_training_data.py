@@ -127,3 +127,45 @@ def test_seeds_for_a_file_dataset_are_an_error(archive):
     _, pattern = archive
     with pytest.raises(ConfigError, match="data.seeds picks realisations of a synthetic dataset"):
         climate_sequences(_section(pattern, seeds=[1]), None, 1, 2)
+
+
+def test_file_validation_split_needs_its_own_period(archive, tmp_path, monkeypatch):
+    monkeypatch.setenv("CLIMODE_CACHE", str(tmp_path / "cache"))
+    _, pattern = archive
+    with pytest.raises(ConfigError, match="would validate on the training data"):
+        build_training_data(_section(pattern, split="train", validation_split="validation"), multiple=4, seed=0)
+
+
+def test_file_splits_by_period_train_and_validate_on_disjoint_times(archive, tmp_path, monkeypatch):
+    monkeypatch.setenv("CLIMODE_CACHE", str(tmp_path / "cache"))
+    ds, pattern = archive
+    periods = {"train": "2000-01-01/2000-01-02", "validation": "2000-01-03/2000-01-03"}
+    data = build_training_data(_section(pattern, split="train", validation_split="validation", periods=periods,
+                                        validation_windows=2), multiple=4, seed=0)
+    (train,) = data.train._sequences
+    (val,) = data.validation._sequences
+    assert train._arrays[0].shape[0] == 16 and val._arrays[0].shape[0] == 8  # 3-hourly days 1-2 and day 3
+    # statistics come from the training period only
+    assert data.normalizer.mean[2] == pytest.approx(np.nanmean(ds["PSL"].values[:16]), rel=1e-6)
+    assert data.normalizer.mean[2] != pytest.approx(np.nanmean(ds["PSL"].values), rel=1e-9)
+
+
+def test_periods_are_checked(archive):
+    _, pattern = archive
+    with pytest.raises(ConfigError, match="overlap"):
+        _section(pattern, periods={"train": "2000-01-01/2000-01-02", "validation": "2000-01-02/2000-01-03"})
+    with pytest.raises(ConfigError, match="not START/END"):
+        _section(pattern, periods={"train": "2000-01-01"})
+    with pytest.raises(ConfigError, match="ends before"):
+        _section(pattern, periods={"train": "2000-01-03/2000-01-01"})
+    with pytest.raises(ConfigError, match="no period for split 'train'"):
+        climate_sequences(_section(pattern, split="train", periods={"test": "2000-01-03/2000-01-03"}),
+                          "train", 1, 4)
+
+
+def test_a_period_without_data_is_an_error(archive):
+    from climode.errors import DataError
+
+    _, pattern = archive
+    with pytest.raises(DataError, match="no time step lies in the train period"):
+        climate_sequences(_section(pattern, split="train", periods={"train": "1990-01-01/1990-12-31"}), "train", 1, 4)
