@@ -161,12 +161,16 @@ def _field_default(cls: type | None, key: str) -> Any:
     return dataclasses.MISSING
 
 
-def _apply_fixed(entry: ModelEntry, cls: type | None, values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Set the entry's fixed switches; a value contradicting one is an error unless it is the class default."""
+def _apply_fixed(entry: ModelEntry, cls: type | None, values: dict[str, Any], prefix: str = "",
+                 explicit: bool = False) -> dict[str, Any]:
+    """Set the entry's fixed switches; a value contradicting one is an error unless it is the class default.
+
+    ``explicit``: the values were written by a user (a recipe), so even the class default is an error.
+    """
     out = dict(values)
     for key, want in entry.fixed.items():
         same = (lambda a, b: str(a).upper() == str(b).upper()) if isinstance(want, str) else (lambda a, b: a == b)
-        if key in out and not same(out[key], want) and not same(out[key], _field_default(cls, key)):
+        if key in out and not same(out[key], want) and (explicit or not same(out[key], _field_default(cls, key))):
             raise ConfigError(
                 f"{prefix}{key}: model {entry.name!r} fixes {key}={want!r}; got {out[key]!r} (pick another model name)"
             )
@@ -174,13 +178,14 @@ def _apply_fixed(entry: ModelEntry, cls: type | None, values: dict[str, Any], pr
     return out
 
 
-def build_config(name: str, config: dict | Any | None = None, *, prefix: str = ""):
+def build_config(name: str, config: dict | Any | None = None, *, prefix: str = "", explicit: bool = False):
     """The config dataclass for ``name`` from a dict (defaults and fixed switches applied) or a dataclass.
 
     A dict is read as overrides of the entry's defaults; fixed switches are then set;
     every value is type-checked against the config class (errors name ``prefix + key``).
     A dataclass (or a dict from ``to_dict()``) may hold the class default where the
     entry fixes another value (it is replaced); any other contradiction is an error.
+    ``explicit=True`` (a recipe's own keys) makes every contradiction an error.
     """
     entry = model_entry(name)
     cls = config_class(name)
@@ -194,6 +199,8 @@ def build_config(name: str, config: dict | Any | None = None, *, prefix: str = "
         return dataclasses.replace(config, **fixed) if fixed != current else config
     if not isinstance(config, dict):
         raise ConfigError(f"config of model {name!r} must be a mapping or a dataclass, got {type(config).__name__}")
+    if explicit:
+        _apply_fixed(entry, cls, dict(config), prefix, explicit=True)
     values = _apply_fixed(entry, cls, {**entry.defaults, **config}, prefix)
     if cls is None:
         return values

@@ -42,7 +42,7 @@ class ModelSection:
         except ConfigError as exc:
             raise ConfigError(f"model.name: {exc}") from exc
         try:
-            build_config(self.name, self.config, prefix="model.config.")
+            build_config(self.name, self.config, prefix="model.config.", explicit=True)
         except ConfigError as exc:
             text = str(exc)
             raise ConfigError(text if "model." in text else f"model.config ({self.name}): {text}") from exc
