@@ -28,7 +28,8 @@ from climode.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
-PAD_MODES = ("edge", "reflect")
+#: "periodic": longitude wraps around (a global grid), latitude is edge-padded
+PAD_MODES = ("edge", "reflect", "periodic")
 
 
 # --------------------------------------------------------------------------- paper tiling
@@ -246,8 +247,9 @@ class Tiler:
 
     ``tile_size`` and ``overlap`` are in grid cells (rows, cols); every tile
     size must be a multiple of ``multiple`` (the model stride, e.g. 4 for two
-    downsamplings).  The grid is padded (``edge`` or ``reflect``) by the
-    fewest cells that make the tiles fit, split evenly before and after.
+    downsamplings).  The grid is padded (``edge``, ``reflect``, or ``periodic``:
+    columns wrap around as longitude does on a global grid, rows are edge-padded)
+    by the fewest cells that make the tiles fit, split evenly before and after.
     """
 
     tile_size: tuple[int, int]
@@ -330,7 +332,14 @@ class Tiler:
 
     def _split_array(self, arr: np.ndarray, plan: TilePlan) -> np.ndarray:
         lead = arr.ndim - 2
-        padded = np.pad(arr, [(0, 0)] * lead + list(plan.pad), mode=self.pad_mode)
+        if self.pad_mode == "periodic":
+            if max(plan.pad[1]) > arr.shape[-1]:
+                raise DataError(f"periodic padding of {max(plan.pad[1])} columns needs at least that many columns, "
+                                f"got {arr.shape[-1]}; use smaller tiles or pad_mode='edge'")
+            padded = np.pad(arr, [(0, 0)] * lead + [plan.pad[0], (0, 0)], mode="edge")
+            padded = np.pad(padded, [(0, 0)] * (lead + 1) + [plan.pad[1]], mode="wrap")
+        else:
+            padded = np.pad(arr, [(0, 0)] * lead + list(plan.pad), mode=self.pad_mode)
         return np.stack([padded[(..., sy, sx)] for sy, sx in plan.slices])
 
     # ---------------------------------------------------------------- stitch

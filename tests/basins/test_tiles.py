@@ -100,7 +100,7 @@ def test_plan_pads_remainders_instead_of_dropping():
         (dict(tile_size=(30, 32), multiple=4), r"multiples of 4.*\(32, 32\)"),
         (dict(tile_size=(16, 16), overlap=(16, 0)), "overlap"),
         (dict(tile_size=(16, 16), overlap=(-1, 0)), "overlap"),
-        (dict(tile_size=(16, 16), pad_mode="wrap"), "edge, reflect"),
+        (dict(tile_size=(16, 16), pad_mode="wrap"), "edge, reflect, periodic"),
         (dict(tile_size=(16, 16, 3)), "pair"),
         (dict(tile_size=(0, 16)), "positive"),
         (dict(tile_size=(16, 16), multiple=0), "positive"),
@@ -133,7 +133,7 @@ def test_numpy_round_trip_without_overlap_is_exact(shape):
 
 
 @pytest.mark.parametrize("overlap", [(4, 8), (2, 2), (10, 20)])
-@pytest.mark.parametrize("pad_mode", ["edge", "reflect"])
+@pytest.mark.parametrize("pad_mode", ["edge", "reflect", "periodic"])
 def test_numpy_round_trip_with_overlap(overlap, pad_mode):
     x = _field((2, 45, 70))
     tiler = Tiler((16, 32), overlap, multiple=4, pad_mode=pad_mode)
@@ -277,3 +277,20 @@ def test_pad_to_multiple_dataarray():
     out = unpad(forecast)
     np.testing.assert_array_equal(out.lat.values, da.lat.values)
     np.testing.assert_allclose(out.values, 3.0 * da.isel(time=[0]).values)
+
+
+def test_periodic_padding_wraps_longitude_and_edge_pads_latitude():
+    x = _field((3, 10, 30))  # 10 latitudes, 30 longitudes of a global grid
+    tiler = Tiler((12, 16), multiple=4, pad_mode="periodic")
+    plan = tiler.plan(10, 30)
+    (top, bottom), (left, right) = plan.pad
+    assert left > 0 and right > 0 and top > 0
+    padded = np.zeros((3, *plan.padded_shape))
+    for k, (sy, sx) in enumerate(plan.slices):
+        padded[..., sy, sx] = tiler.split(x)[k]
+    # the columns left of the first longitude are the last longitudes, and vice versa
+    np.testing.assert_array_equal(padded[:, top:top + 10, :left], x[:, :, 30 - left:])
+    np.testing.assert_array_equal(padded[:, top:top + 10, left + 30:], x[:, :, :right])
+    # rows beyond the poles repeat the edge row
+    np.testing.assert_array_equal(padded[:, :top, left:left + 30], np.repeat(x[:, :1], top, axis=1))
+    np.testing.assert_array_equal(tiler.stitch(tiler.split(x)), x)
