@@ -17,7 +17,6 @@ import dataclasses
 import logging
 import math
 import time
-import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -137,10 +136,7 @@ def training_climatology(forecaster, section, config: EvaluationConfig, stride: 
     if key not in _CLIMATOLOGIES:
         t0 = time.perf_counter()
         sequences = climate_sequences(clim, clim.split, clim.n_sequences, stride)
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # padded cells are NaN at every time
-            values = {v: np.nanmean(np.stack([s[v].values for s in sequences]), axis=(0, 1))
-                      for v in forecaster.variables}
+        values = _time_mean(sequences, forecaster.variables)
         entry = load_catalog().entries.get(clim.dataset)
         seeds = [int(s.attrs["climode_seed"]) for s in sequences if "climode_seed" in s.attrs]
         if entry is not None and entry.driver == "synthetic":
@@ -152,6 +148,25 @@ def training_climatology(forecaster, section, config: EvaluationConfig, stride: 
         _CLIMATOLOGIES[key] = (values, {"source": source, "split": clim.split, "seeds": seeds,
                                         "seconds": round(time.perf_counter() - t0, 2)})
     return _CLIMATOLOGIES[key]
+
+
+def _time_mean(sequences, variables) -> dict[str, np.ndarray]:
+    """Per-cell mean over every time of every sequence, NaN skipped (NaN where a cell is never finite).
+
+    Sums and counts are reduced per sequence (chunk by chunk for dask-backed
+    archives), so the archive is never loaded whole.
+    """
+    import dask
+
+    out = {}
+    for v in variables:
+        parts = [(s[v].sum("time", skipna=True), s[v].notnull().sum("time")) for s in sequences]
+        (computed,) = dask.compute(parts)
+        total = sum(np.asarray(t.values, dtype=np.float64) for t, _ in computed)
+        count = sum(np.asarray(c.values, dtype=np.float64) for _, c in computed)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[v] = np.where(count > 0, total / np.where(count > 0, count, 1), np.nan).astype(np.float32)
+    return out
 
 
 @dataclass

@@ -136,3 +136,31 @@ def test_acc_climatology_comes_from_the_training_seasons(results):
     assert "train split" in clim["source"]
     acc = results["persistence"]["overall"]["PSL"]["acc"]
     assert -1 <= acc <= 1 and math.isfinite(acc)
+
+
+def test_climatology_time_mean_streams_over_dask_chunks():
+    import dask
+    import xarray as xr
+
+    from climode.evaluation.runner import _time_mean
+
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(6, 3, 4))
+    a[:, 0, 0] = np.nan  # a cell that is never finite
+    a[2, 1, 1] = np.nan
+    b = rng.normal(size=(4, 3, 4))
+    b[:, 0, 0] = np.nan
+    seqs = [xr.Dataset({"PSL": (("time", "lat", "lon"), x)}).chunk({"time": 1}) for x in (a, b)]
+    reads = []
+
+    class Count(dask.callbacks.Callback):
+        def _start(self, dsk):
+            reads.append(len(dsk))
+
+    with Count():
+        out = _time_mean(seqs, ["PSL"])["PSL"]
+    assert reads  # reduced by dask, not by loading the arrays
+    expected = np.nanmean(np.concatenate([a, b]), axis=0)
+    np.testing.assert_allclose(out[1:, 1:], expected[1:, 1:], rtol=1e-6)
+    np.testing.assert_allclose(out[0, 1:], np.nanmean(np.concatenate([a, b])[:, 0, 1:], axis=0), rtol=1e-6)
+    assert np.isnan(out[0, 0])
