@@ -8,7 +8,7 @@ random data and untrained weights.  Prints one JSON line.
 
 The script, like the trainer, first makes glibc keep freed memory
 (``climode.training.host_memory``); with --memory-saving it instead makes glibc
-map and return every block of 4 MiB or more (``--malloc release``), which keeps
+map and return every block of 8 MiB or more (``--malloc release``, ``--release-mib``), which keeps
 the heap from fragmenting; ``--malloc default`` measures with glibc as it is.  ``roofline_s`` is the step's GFLOP at
 the forward rate of a large 3x3 convolution; ``train_roofline_s`` at the rate of
 the same convolution's forward plus backward, the best a step made only of such
@@ -57,9 +57,11 @@ def parse_args(argv=None):
     p.add_argument("--adjoint", action="store_true")
     p.add_argument("--amp-cpu", action="store_true", help="bf16 autocast of the convolutions on the CPU")
     p.add_argument("--malloc", choices=("auto", "keep", "release", "default"), default="auto",
-                   help="keep: glibc keeps freed memory for reuse; release: blocks of 4 MiB and more are "
+                   help="keep: glibc keeps freed memory for reuse; release: blocks of --release-mib MiB and more are "
                         "mapped and returned one by one; default: glibc as it is; auto: keep, or release "
                         "with --memory-saving")
+    p.add_argument("--release-mib", type=int, default=8,
+                   help="with --malloc release: blocks of this many MiB and more are mapped one by one")
     p.add_argument("--device", default="cpu")
     return p.parse_args(argv)
 
@@ -77,7 +79,7 @@ def main(argv=None) -> dict:
     keep = args.malloc == "keep" or (args.malloc == "auto" and not args.memory_saving)
     release = args.malloc == "release" or (args.malloc == "auto" and args.memory_saving)
     kept = keep_freed_memory() if keep and device.type == "cpu" else False
-    released = release_large_blocks() if release and device.type == "cpu" else False
+    released = release_large_blocks(args.release_mib << 20) if release and device.type == "cpu" else False
     torch.manual_seed(0)
     saving = {} if args.memory_saving in (None, "default") else {"memory_saving_level": args.memory_saving}
     cfg = ModelConfig.reference(
@@ -156,6 +158,7 @@ def main(argv=None) -> dict:
         "amp_cpu": args.amp_cpu,
         "keep_freed_memory": kept,
         "release_large_blocks": released,
+        "release_mib": args.release_mib if released else None,
         "step_s": round(median, 3),
         "step_cpu_s": round(statistics.median(cpu), 3),
         "forward_s": _median_or_none(fwd),

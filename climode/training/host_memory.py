@@ -15,7 +15,11 @@ Memory saving (activation checkpointing) wants the opposite: the smallest peak.
 There glibc's dynamic threshold (it grows to 32 MiB) lets the many 4-32 MiB
 recomputed activations fragment the heap, about 850 MB of peak above the live
 bytes at the reference preset; ``release_large_blocks`` pins the threshold at
-4 MiB so those blocks are mapped and returned one by one.
+8 MiB so those blocks are mapped and returned one by one.  Measured at the
+reference preset with ``memory_saving_level="full"``: 4 MiB gives the
+smallest peak (1158 MB) but 1.86x the default step (page faults on every
+reuse), 8 MiB 1416 MB for 1.34-1.45x, 16 MiB 1428 MB for 1.40-1.43x
+(docs/performance.md).
 """
 
 from __future__ import annotations
@@ -61,7 +65,7 @@ def keep_freed_memory() -> bool:
     return ok
 
 
-def release_large_blocks(threshold: int = 4 << 20) -> bool:
+def release_large_blocks(threshold: int = 8 << 20) -> bool:
     """Have glibc map every block of ``threshold`` bytes or more on its own and unmap it when freed.
 
     For memory-saving runs: the smallest peak, paid for by page faults when a

@@ -168,7 +168,7 @@ class TrainSection:
     compile: bool = False
     device: str = "auto"
     #: on CPU, tune glibc malloc: reuse freed tensor memory instead of mapping fresh pages every
-    #: step (faster), or with the model's ``memory_saving`` return blocks of 4 MiB and more at
+    #: step (faster), or with the model's ``memory_saving`` return blocks of 8 MiB and more at
     #: once (the smallest peak); false leaves glibc as it is
     keep_freed_memory: bool = True
     log_every: int = 10
