@@ -33,10 +33,6 @@ PSNR_CAP_DB = 100.0
 HIGHER_IS_BETTER = {"ssim": True, "psnr": True, "mse": False, "mae": False, "lpips": False}
 
 
-def _lead_key(lead: float) -> str:
-    return f"{float(lead):g}"
-
-
 def evaluate_video(forecaster, config, progress: bool = True) -> dict[str, Any]:
     """Score ``forecaster`` and ``config.baselines`` on held-out windows of ``config.data``.
 
@@ -47,7 +43,7 @@ def evaluate_video(forecaster, config, progress: bool = True) -> dict[str, Any]:
     from climode.data.loader import WindowDataset, collate_windows
     from climode.data.sampling import get_protocol
     from climode.data.video import open_video_dataset
-    from climode.evaluation.runner import BASELINE_ALIASES
+    from climode.evaluation.runner import BASELINE_ALIASES, _lead_key, _window_leads
     from climode.models.registry import get_model
     from climode.training.trainer import EpochSampler
 
@@ -88,7 +84,7 @@ def evaluate_video(forecaster, config, progress: bool = True) -> dict[str, Any]:
         inputs = batch["inputs"].to(device)
         truth = batch["targets"].numpy()
         kept = batch["target_mask"].numpy() > 0
-        leads = np.round((batch["target_times"] - batch["input_times"].max(dim=1, keepdim=True).values).numpy(), 6)
+        leads = _window_leads(batch)
         for name, system in systems.items():
             with torch.no_grad():
                 out = system(inputs, batch["input_times"], batch["target_times"], batch["input_mask"].to(device))

@@ -199,9 +199,7 @@ def build_config(name: str, config: dict | Any | None = None, *, prefix: str = "
         return dataclasses.replace(config, **fixed) if fixed != current else config
     if not isinstance(config, dict):
         raise ConfigError(f"config of model {name!r} must be a mapping or a dataclass, got {type(config).__name__}")
-    if explicit:
-        _apply_fixed(entry, cls, dict(config), prefix, explicit=True)
-    values = _apply_fixed(entry, cls, {**entry.defaults, **config}, prefix)
+    values = _apply_fixed(entry, cls, {**entry.defaults, **config}, prefix, explicit=explicit)
     if cls is None:
         return values
     return from_dict(cls, values, prefix=prefix, check_types=True)

@@ -28,12 +28,18 @@ CHILD = textwrap.dedent(
 )
 
 
+def _faults_per_mode(child: str, modes) -> dict[str, int]:
+    """Page faults of the child script's measured step, run in a fresh process per allocator mode."""
+    out = {}
+    for mode in modes:
+        proc = subprocess.run([sys.executable, "-c", child, mode], capture_output=True, text=True, check=True)
+        out[mode] = int(proc.stdout.strip())
+    return out
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc tuning is Linux-only")
 def test_steps_after_the_first_reuse_their_pages():
-    faults = {}
-    for mode in ("default", "keep"):
-        out = subprocess.run([sys.executable, "-c", CHILD, mode], capture_output=True, text=True, check=True)
-        faults[mode] = int(out.stdout.strip())
+    faults = _faults_per_mode(CHILD, ("default", "keep"))
     pages_per_step = 2 * 64 * 2**20 // 4096  # two 64 MiB tensors in 4 KiB pages
     assert faults["default"] > pages_per_step // 2, faults  # default glibc maps and faults every time
     assert faults["keep"] < pages_per_step // 20, faults  # kept memory is reused without faults
@@ -64,10 +70,7 @@ RELEASE_CHILD = textwrap.dedent(
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc tuning is Linux-only")
 def test_released_blocks_are_returned_at_once():
-    faults = {}
-    for mode in ("default", "release"):
-        out = subprocess.run([sys.executable, "-c", RELEASE_CHILD, mode], capture_output=True, text=True, check=True)
-        faults[mode] = int(out.stdout.strip())
+    faults = _faults_per_mode(RELEASE_CHILD, ("default", "release"))
     pages = 12 * 2**20 // 4096
     assert faults["default"] < pages // 20, faults  # glibc's raised threshold keeps 12 MiB on the heap
     assert faults["release"] > pages // 2, faults  # released: mapped afresh (and returned) each time
