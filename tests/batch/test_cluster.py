@@ -1,5 +1,4 @@
 import os
-import shutil
 import sys
 
 import pytest
@@ -25,7 +24,6 @@ cluster:
 
 
 def test_slurm_job_script_has_the_requested_resources(tmp_path):
-    assert shutil.which("sbatch") is None  # nothing could be submitted here anyway
     path = tmp_path / "spec.yaml"
     path.write_text(SLURM)
     spec = load_spec(path)
