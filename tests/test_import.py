@@ -1,7 +1,6 @@
 """`import climode` stays light, and the console script answers --version and --help."""
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,11 +11,10 @@ HEAVY = ("torch", "cartopy", "distributed")
 
 
 def _console_script() -> str:
-    """The installed `climode` script beside this interpreter (the venv's), else on PATH."""
+    """The installed `climode` script beside this interpreter (the venv's), never one from PATH."""
     beside = Path(sys.executable).with_name("climode")
-    found = str(beside) if beside.exists() else shutil.which("climode")
-    assert found, "the climode console script is not installed; run `pip install -e .`"
-    return found
+    assert beside.exists(), f"the climode console script is not installed beside {sys.executable}; run `pip install -e .`"
+    return str(beside)
 
 
 def test_import_climode_loads_no_heavy_dependency():

@@ -92,11 +92,13 @@ def test_recipe_errors_name_the_key(tiny_recipe, tmp_path):
 def test_two_gloo_processes_under_torchrun(tiny_recipe, tmp_path):
     # 5 windows per epoch, batches of 2 on 2 ranks: unpadded, rank 0 would get 2 batches and rank 1 one,
     # and rank 1 would wait forever at step 2; the run crosses an epoch boundary, with the discriminators on
-    torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
     run = tmp_path / "ddp"
     env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.run(
-        [torchrun, "--standalone", "--nproc_per_node", "2", "--no-python", "climode", "-v", "train", str(tiny_recipe),
+        # torchrun as `python -m torch.distributed.run`, and `-m climode`: both this interpreter (the venv's), so
+        # the test needs neither an activated venv nor anything on PATH
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "climode", "-v",
+         "train", str(tiny_recipe),
          "--run-dir", str(run), "--set", "train.max_steps=3", "--set", "data.samples_per_epoch=5"],
         capture_output=True, text=True, env=env, timeout=300,
     )
