@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from climode.batch.parts import Part
 from climode.batch.spec import BatchSpec, calendar_of, format_time, init_times
 from climode.errors import CheckpointError, ClimodeError, DataError
 
@@ -61,7 +62,9 @@ class BatchPlan:
     data_end: Any
     init_times: list[Any]
     lead_hours: list[float]
-    tasks: list[Task]
+    tasks: list[Task]  # the tasks of this run: all of them, or those of ``part``
+    part: Part | None = None
+    n_all_tasks: int = 0
 
     @property
     def basins(self) -> dict[str, str | None]:
@@ -110,8 +113,8 @@ def open_source(data: str | None, variables: list[str]):
     return open_dataset(data, variables, min_times=1, validate=False)
 
 
-def plan_batch(spec: BatchSpec) -> BatchPlan:
-    """Check the spec against the checkpoint and data and list the tasks (nothing runs)."""
+def plan_batch(spec: BatchSpec, part: Part | None = None) -> BatchPlan:
+    """Check the spec against the checkpoint and data and list the tasks (of ``part`` only, if given)."""
     from climode.forecast import Forecaster
 
     forecaster = Forecaster.from_checkpoint(spec.checkpoint, "cpu")
@@ -119,13 +122,16 @@ def plan_batch(spec: BatchSpec) -> BatchPlan:
     data = _resolve_data(spec.data)
     ds = open_source(data, forecaster.variables)
     times = ds["time"].values
-    inits = init_times(spec.init, times[0])
+    inits = init_times(spec.init, times[0], times)
     tasks = [Task(group, region, format_time(t), i)
              for i, t in enumerate(inits) for group, region in spec.basins.items()]
+    n_all = len(tasks)
+    if part is not None:
+        tasks = part.select(tasks)
     return BatchPlan(spec=spec, output=os.path.abspath(os.path.expanduser(spec.output)), checkpoint=checkpoint,
                      sha256=str(forecaster.meta.get("sha256", "")), data=data, variables=list(forecaster.variables),
                      calendar=calendar_of(times[0]), data_start=times[0], data_end=times[-1], init_times=inits,
-                     lead_hours=spec.lead_hours, tasks=tasks)
+                     lead_hours=spec.lead_hours, tasks=tasks, part=part, n_all_tasks=n_all)
 
 
 def describe_plan(plan: BatchPlan) -> str:
@@ -140,19 +146,21 @@ def describe_plan(plan: BatchPlan) -> str:
               f"{format_time(plan.data_end)}, calendar {plan.calendar})"),
              f"lead times: {plan.spec.lead_times} ({', '.join(f'{h:+g} h' for h in plan.lead_hours)})",
              f"output: {plan.output}",
-             (f"{len(plan.tasks)} task(s) = {len(plan.init_times)} init time(s) x {len(plan.basins)} basin(s), "
-              f"{len(complete)} already complete:")]
+             (f"{plan.n_all_tasks} task(s) = {len(plan.init_times)} init time(s) x {len(plan.basins)} basin(s), "
+              f"{len(complete)} already complete" + (":" if plan.part is None else ""))]
+    if plan.part is not None:
+        lines.append(f"part {plan.part}: {len(plan.tasks)} of the {plan.n_all_tasks} task(s):")
     for task in plan.tasks:
         state = "complete" if (task.basin, task.index) in complete else "to do"
         lines.append(f"  {task.init}  {task.basin:<20} {task.region or '(whole domain)':<28} {state}")
     return "\n".join(lines)
 
 
-def pending_tasks(plan: BatchPlan) -> list[Task]:
+def pending_tasks(plan: BatchPlan, store=None) -> list[Task]:
     """The plan's tasks that the output does not hold yet (all of them for a new output)."""
     from climode.batch.store import BatchStore
 
-    store = BatchStore(plan)
+    store = store or BatchStore(plan)
     store.check()
     complete = store.completed_tasks()
     return [t for t in plan.tasks if (t.basin, t.index) not in complete]
@@ -162,12 +170,15 @@ def pending_tasks(plan: BatchPlan) -> list[Task]:
 _MODELS: dict[tuple, Any] = {}
 _DATA: dict[tuple, Any] = {}
 _LOCK = threading.Lock()
+#: Models this worker process has loaded (read by the tests: once per worker, not per task).
+MODEL_LOADS = 0
 
 
 def _cached_model(checkpoint: str | None, device: str, sha256: str):
     """The worker's Forecaster for ``checkpoint``, loaded once (torch on one thread)."""
     import torch
 
+    global MODEL_LOADS
     key = (checkpoint, device)
     with _LOCK:
         model = _MODELS.get(key)
@@ -176,6 +187,7 @@ def _cached_model(checkpoint: str | None, device: str, sha256: str):
 
             torch.set_num_threads(1)
             model = _MODELS[key] = Forecaster.from_checkpoint(checkpoint, device)
+            MODEL_LOADS += 1
     if sha256 and model.meta.get("sha256", "") != sha256:
         raise CheckpointError(f"the checkpoint {checkpoint or '(bundled)'} on this worker is not the one the batch "
                               "was planned with (sha256 differs)")
@@ -229,11 +241,15 @@ def _failure(future) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def run_batch(spec: BatchSpec, client, progress: bool = True, plan: BatchPlan | None = None) -> BatchSummary:
+def run_batch(spec: BatchSpec, client, progress: bool = True, plan: BatchPlan | None = None,
+              store=None) -> BatchSummary:
     """Run the spec's tasks that the output does not hold yet on ``client``'s cluster.
 
     Each result is written as it arrives; a failed task is reported in the
-    summary and leaves the others untouched, and a later run retries it.
+    summary and leaves the others untouched, and a later run retries it.  The
+    plan's tasks are locked for this process first (``store``: a
+    :meth:`BatchStore.claimed` store, else claimed here); StoreBusyError if
+    another live run holds any of them.
     """
     import contextlib
 
@@ -245,15 +261,16 @@ def run_batch(spec: BatchSpec, client, progress: bool = True, plan: BatchPlan | 
 
     distributed = require_hpc("distributed")
     plan = plan or plan_batch(spec)
-    BatchStore(plan).prepare()
-    todo = pending_tasks(plan)
+    if store is None:
+        with BatchStore(plan).claimed(plan.tasks) as claimed:
+            return run_batch(spec, client, progress, plan, claimed)
+    todo = pending_tasks(plan, store)
     summary = BatchSummary(output=plan.output, total=len(plan.tasks), skipped=len(plan.tasks) - len(todo))
     log.info("%d task(s), %d already complete in %s", len(plan.tasks), summary.skipped, plan.output)
     if not todo:
         return summary
     run_id = uuid.uuid4().hex
     keys = [f"climode-batch-{t.basin}-{t.index}-{run_id[:12]}" for t in todo]
-    store = BatchStore(plan)
     futures = client.map(forecast_task, todo, key=keys, checkpoint=plan.checkpoint, sha256=plan.sha256,
                          device=spec.device, data=plan.data, lead_times=spec.lead_times, run_id=run_id)
     tasks = {f.key: t for f, t in zip(futures, todo)}

@@ -80,12 +80,17 @@ class ClusterSpec:
 
 @dataclass
 class InitSpec:
-    """Init times: an explicit list and/or every ``every`` from ``start`` to ``end`` (inclusive)."""
+    """Init times: an explicit list, every ``every`` from ``start`` to ``end`` (inclusive), the ``latest`` N times.
+
+    ``latest: N`` takes the N newest time steps of the data (``init: latest``
+    is ``latest: 1``): a forecast from the newest observations, for a cron job.
+    """
 
     times: list[str] = field(default_factory=list)
     start: str | None = None
     end: str | None = None
     every: str | None = None
+    latest: int | None = None
 
     def __post_init__(self) -> None:
         if self.times is None:
@@ -106,8 +111,11 @@ class InitSpec:
                 raise ConfigError(f"init.every must be a positive duration such as 6h or 1d, got {self.every!r}")
             if iso_fields(self.end) < iso_fields(self.start):
                 raise ConfigError(f"init.end {self.end} is before init.start {self.start}")
-        if not self.times and self.start is None:
-            raise ConfigError("init needs times (a list of ISO dates) or start, end and every")
+        if self.latest is not None and (not isinstance(self.latest, int) or isinstance(self.latest, bool)
+                                        or self.latest < 1):
+            raise ConfigError(f"init.latest must be a whole number >= 1 (the newest time steps), got {self.latest!r}")
+        if not self.times and self.start is None and self.latest is None:
+            raise ConfigError("init needs times (a list of ISO dates), start, end and every, or latest")
 
     @property
     def every_hours(self) -> float:
@@ -142,7 +150,9 @@ class BatchSpec:
     cluster: ClusterSpec = field(default_factory=ClusterSpec)
 
     def __post_init__(self) -> None:
-        if isinstance(self.init, (list, str, dt.date)):
+        if isinstance(self.init, str) and self.init.strip() == "latest":
+            self.init = InitSpec(latest=1)
+        elif isinstance(self.init, (list, str, dt.date)):
             self.init = InitSpec(times=self.init)
         elif isinstance(self.init, dict):
             self.init = from_dict(InitSpec, self.init, prefix="init.")
@@ -246,9 +256,17 @@ def add_hours(value: Any, hours: float):
     return value + dt.timedelta(hours=float(hours))
 
 
-def init_times(init: InitSpec, like: Any) -> list:
-    """The init times of ``init`` in the data's calendar, sorted and unique."""
+def init_times(init: InitSpec, like: Any, data_times: Any = None) -> list:
+    """The init times of ``init`` in the data's calendar, sorted and unique.
+
+    ``like`` is one time value of the data; ``data_times`` (all of them) is
+    needed for ``latest``.
+    """
     values = [data_time(t, like) for t in init.times]
+    if init.latest is not None:
+        if data_times is None or len(data_times) == 0:
+            raise ConfigError("init.latest needs the data's time steps")
+        values += sorted(data_times)[-init.latest:]
     if init.start is not None:
         start, end, step = data_time(init.start, like), data_time(init.end, like), init.every_hours
         t = start

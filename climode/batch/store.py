@@ -17,20 +17,28 @@ the store and renamed into place, so it either exists completely or not at all.
 A task writes its own chunks only (chunks are one ``init_time`` long), then sets
 its ``done`` element; ``done`` is read to decide what is complete, so a task
 interrupted before its marker is simply written again by the next run.  Chunk
-files are replaced atomically by zarr's local store.  Metadata are not
+files are replaced atomically by zarr's local store, and a task's chunk files
+are fsync'd before its marker is set (and the marker after), so a marker never
+claims data that a crash of the machine could lose.  Metadata are not
 consolidated (they would go stale as groups are added): open groups with
 ``xr.open_zarr(path, group=basin, consolidated=False)``.
 
-The store must be on a local or shared POSIX file system (the group rename).
-One batch at a time may write to a store.
+The store must be on a local or shared POSIX file system (the group rename,
+byte-range locks).  Runs over disjoint tasks (``--parts``) may write one store
+at the same time; a run over tasks another live run holds is refused
+(:mod:`climode.batch.lock`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
+import os
 import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,9 +46,9 @@ import numpy as np
 import xarray as xr
 
 from climode._version import __version__
+from climode.batch.lock import StoreLock
 from climode.batch.spec import add_hours, format_time
 from climode.errors import ConfigError, DataError
-from climode.io import atomic_path
 
 if TYPE_CHECKING:  # pragma: no cover
     from climode.batch.run import BatchPlan, Task
@@ -65,6 +73,7 @@ class BatchStore:
         self.plan = plan
         self.path = Path(plan.output)
         self._grids: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self.lock: StoreLock | None = None
 
     # ------------------------------------------------------------ identity
     def identity(self) -> dict[str, Any]:
@@ -108,18 +117,34 @@ class BatchStore:
                                       "rename the basin or use another output")
 
     def prepare(self) -> None:
-        """Create the store (atomically) or check it holds this batch; remove leftovers of a crash."""
+        """Create the store (atomically; a concurrent run may create it first) or check it holds this batch."""
         self.check()
         if not self.path.exists():
             attrs = {ROOT_KEY: json.dumps(self.identity()),
                      "climode_batch_spec": json.dumps(self.plan.spec.to_dict(), default=str),
                      "Conventions": "CF-1.8",
                      "history": f"{_now()} climode {__version__} batch"}
-            with atomic_path(self.path, directory=True) as tmp:
+            with _new_directory(self.path) as tmp:
                 xr.Dataset(attrs=attrs).to_zarr(tmp, mode="w", consolidated=False)
-        for leftover in self.path.glob(".*.tmp"):
-            log.info("removing %s, left over by an interrupted run", leftover)
-            shutil.rmtree(leftover, ignore_errors=True)
+            self.check()  # another run may have created it first, for another batch
+
+    @contextlib.contextmanager
+    def claimed(self, tasks: list[Task]) -> Iterator[BatchStore]:
+        """Prepare the store, lock ``tasks`` for this process (StoreBusyError if another run holds one),
+        remove leftovers of interrupted runs; unlock on exit."""
+        self.prepare()
+        lock = StoreLock(self.path)
+        try:
+            lock.claim(((t.basin, t.index) for t in tasks), store=str(self.path))
+            with lock.layout():  # a temporary of a live run exists only while it holds the layout lock
+                for leftover in self.path.glob(".*.tmp"):
+                    log.info("removing %s, left over by an interrupted run", leftover)
+                    shutil.rmtree(leftover, ignore_errors=True)
+            self.lock = lock
+            yield self
+        finally:
+            self.lock = None
+            lock.close()
 
     # ------------------------------------------------------------ reading
     def has_group(self, group: str) -> bool:
@@ -152,11 +177,32 @@ class BatchStore:
         import zarr
 
         if not self.has_group(task.basin):
-            self._create_group(task, result)
+            with self.lock.layout() if self.lock else contextlib.nullcontext():
+                if not self.has_group(task.basin):  # a concurrent part may have created it meanwhile
+                    self._create_group(task, result)
         region = self._region(task, result)
         region.to_zarr(str(self.path), group=task.basin, mode="r+", consolidated=False,
                        region={"init_time": slice(task.index, task.index + 1)})
+        self._sync(task, [*region.data_vars, *region.coords])
         zarr.open_array(str(self.path), path=f"{task.basin}/{DONE}", mode="r+")[task.index] = 1
+        self._sync(task, [DONE])
+
+    def _sync(self, task: Task, names: list[str]) -> None:
+        """fsync the chunk files of ``task`` in arrays ``names`` (and their directories, for the renames)."""
+        import zarr
+
+        group = zarr.open_group(str(self.path), path=task.basin, mode="r")
+        directories = set()
+        for name in names:
+            array = group[name]
+            key = array.metadata.encode_chunk_key((task.index,) + (0,) * (array.ndim - 1))
+            chunk = self.path / task.basin / name / key
+            if chunk.exists():  # zarr stores no chunk that equals the fill value
+                _fsync(chunk)
+            directories.add(chunk.parent)
+        for directory in directories:
+            if directory.is_dir():
+                _fsync(directory)
 
     def _grid(self, group: str) -> tuple[np.ndarray, np.ndarray]:
         if group not in self._grids:
@@ -228,10 +274,41 @@ class BatchStore:
             "lead_time": {"units": "hours", "dtype": "float64"},
             DONE: {"chunks": (1,)},
         }
-        with atomic_path(self.path / task.basin, directory=True) as tmp:
+        with _new_directory(self.path / task.basin) as tmp:
             template.to_zarr(tmp, mode="w", compute=False, encoding=encoding, consolidated=False)
         log.info("created group %s in %s (%d init times x %d lead times, %d x %d grid)",
                  task.basin, self.path, n_init, n_lead, n_lat, n_lon)
+
+
+@contextlib.contextmanager
+def _new_directory(target: Path) -> Iterator[Path]:
+    """Build a directory in a hidden temporary beside ``target``, then rename it into place.
+
+    Unlike :func:`climode.io.atomic_path` it never replaces a directory that
+    exists meanwhile (another run created it): that one is kept and this one
+    dropped.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        yield tmp / target.name
+        try:
+            os.rename(tmp / target.name, target)  # fails if target exists and is not empty
+        except OSError:
+            if not (target.is_dir() and any(target.iterdir())):
+                raise
+            log.info("%s was created by another run meanwhile", target)
+        _fsync(target.parent)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _now() -> str:

@@ -14,6 +14,12 @@ A rerun skips the tasks the output already holds. Exit code 1 if any task failed
   climode batch spec.yaml --workers 2
   climode batch spec.yaml --cluster slurm --set cluster.jobqueue.walltime=02:00:00
   climode batch spec.yaml --cluster tcp://10.0.0.5:8786
+  climode batch spec.yaml --output /scratch/run2.zarr --parts 3/8     # part 3 of 8 (numbered from 1)
+  climode batch spec.yaml --parts slurm                                 # inside sbatch --array=...
+
+Runs over disjoint parts may write one store at the same time; a run over tasks
+that another live run is running is refused (exit 2). Ctrl-C stops a run (exit 130);
+a rerun completes it. See docs/hpc.md for job arrays and cron.
 """
 
 
@@ -29,6 +35,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="worker processes (local: the cluster size; jobqueue: enough jobs for N workers)")
     p.add_argument("--cluster", metavar="KIND|ADDRESS",
                    help="local, slurm, pbs, sge, or the address of a running scheduler (tcp://host:8786)")
+    p.add_argument("--output", metavar="STORE", help="the output zarr store, instead of the spec's output")
+    p.add_argument("--parts", metavar="I/N",
+                   help="run only part I of N of the task list (I from 1 to N; contiguous, disjoint parts), "
+                        "or 'slurm': the part of this SLURM job-array task")
     p.add_argument("--dry-run", action="store_true",
                    help="print the task list (and the job script of a jobqueue cluster); submit nothing")
     p.add_argument("--quiet", action="store_true", help="no progress bar; print only failures and errors")
@@ -40,7 +50,9 @@ def run(args: argparse.Namespace) -> int:
 
     from climode.batch import BatchSummary, connect, job_script, load_spec, plan_batch, run_batch
     from climode.batch.cluster import describe, require_hpc
+    from climode.batch.parts import parse_part
     from climode.batch.run import describe_plan, pending_tasks
+    from climode.batch.store import BatchStore
     from climode.batch.spec import JOBQUEUE_KINDS, KINDS
     from climode.errors import ConfigError
 
@@ -54,8 +66,11 @@ def run(args: argparse.Namespace) -> int:
             overrides.append(("cluster.kind", args.cluster))
         else:
             overrides += [("cluster.kind", "address"), ("cluster.address", args.cluster)]
+    if args.output is not None:
+        overrides.append(("output", args.output))
+    part = parse_part(args.parts) if args.parts is not None else None
     spec = load_spec(args.spec, overrides)
-    plan = plan_batch(spec)
+    plan = plan_batch(spec, part)
     if args.dry_run:
         print(describe_plan(plan))
         print(f"cluster: {describe(spec)}")
@@ -71,10 +86,12 @@ def run(args: argparse.Namespace) -> int:
         root = logging.getLogger().getEffectiveLevel()
         if root > logging.DEBUG:  # distributed logs at INFO; show its warnings only, unless -vv
             logging.getLogger("distributed").setLevel(max(root, logging.WARNING))
-        with connect(spec) as client:
+        # the tasks are locked before a cluster starts: a refused run submits nothing
+        with BatchStore(plan).claimed(plan.tasks) as store, connect(spec) as client:
             if not args.quiet:
-                print(f"climode batch: {len(plan.tasks)} task(s) on {describe(spec)}")
-            summary = run_batch(spec, client, progress=not args.quiet, plan=plan)
+                of_part = f" (part {part} of the batch's {plan.n_all_tasks})" if part else ""
+                print(f"climode batch: {len(plan.tasks)} task(s){of_part} on {describe(spec)}")
+            summary = run_batch(spec, client, progress=not args.quiet, plan=plan, store=store)
     text = str(summary)
     if args.quiet:
         text = "\n".join(line for line in text.splitlines() if line.startswith("failed:"))

@@ -126,3 +126,15 @@ def test_timezone_aware_yaml_dates_become_utc(tmp_path):
     spec = load_spec(write(tmp_path, "output: o.zarr\ninit: {times: [2000-08-01T06:00:00+02:00]}\n"))
     assert spec.init.times == ["2000-08-01T04:00:00"]
     assert dt.datetime.fromisoformat(spec.init.times[0]).hour == 4
+
+
+def test_init_latest_takes_the_newest_time_steps_of_the_data(tmp_path):
+    spec = load_spec(write(tmp_path, "output: o.zarr\ninit: latest\n"))
+    assert spec.init.latest == 1 and spec.init.times == []
+    steps = [noleap(2000, 8, 1, h) for h in (0, 9, 21)]
+    assert init_times(spec.init, steps[0], steps) == [noleap(2000, 8, 1, 21)]
+    spec = spec_from_dict({"output": "o.zarr", "init": {"latest": 2, "times": ["2000-08-01T03:00"]}})
+    assert init_times(spec.init, steps[0], steps[::-1]) == [noleap(2000, 8, 1, 3), noleap(2000, 8, 1, 9),
+                                                           noleap(2000, 8, 1, 21)]
+    with pytest.raises(ConfigError, match="latest must be a whole number >= 1"):
+        spec_from_dict({"output": "o.zarr", "init": {"latest": 0}})

@@ -90,3 +90,18 @@ def test_bad_spec_is_one_line_and_exit_code_2(checkpoint, tmp_path, extra, args,
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("climode: error:") and message in lines[0], proc.stderr
+
+
+def test_output_overrides_the_spec_and_init_latest_forecasts_from_the_newest_data(
+        checkpoint, forecaster, netcdf, tmp_path, capsys):
+    spec = write_spec(tmp_path, checkpoint, netcdf, init="[]")
+    spec.write_text(spec.read_text().replace("init: {times: []}", "init: latest"))
+    other = tmp_path / "elsewhere" / "latest.zarr"
+    assert main(["batch", str(spec), "--workers", "1", "--output", str(other), "--quiet"]) == 0
+    assert not (tmp_path / "out.zarr").exists()
+    written = xr.open_zarr(other, group="atlantic", consolidated=False)
+    newest = xr.open_dataset(netcdf)["time"].values[-1]
+    assert written["init_time"].values.tolist() == [newest] and written["done"].values.tolist() == [1]
+    assert written["forecast_reference_time"].values[0] == newest
+    ref = forecaster.predict(str(netcdf), "+3h,+6h", basin="atlantic", init=newest.isoformat())
+    np.testing.assert_allclose(written["PSL"].isel(init_time=0).values, ref["PSL"].values, rtol=1e-6)
