@@ -207,3 +207,19 @@ def test_standard_calendar_data_give_datetime64_times(client, checkpoint, foreca
     np.testing.assert_array_equal(out["time"].values[0], ref["time"].values)
     assert out["time"].values[0][0] == np.datetime64("2000-08-03T10:30")
     np.testing.assert_allclose(out["V850"].isel(init_time=0).values, ref["V850"].values, rtol=1e-6, atol=1e-5)
+
+
+def test_the_model_is_loaded_once_per_worker_not_per_task(client, checkpoint, netcdf, tmp_path):
+    import shutil
+
+    def loads():
+        return client.run(lambda: __import__("climode.batch.run", fromlist=["MODEL_LOADS"]).MODEL_LOADS)
+
+    copy = shutil.copytree(Path(checkpoint).parent, tmp_path / "ckpt")  # a checkpoint no worker has loaded yet
+    fresh = copy / Path(checkpoint).name
+    before = loads()
+    inits = ["2000-08-01T09:00", "2000-08-01T21:00", INITS[0], INITS[1]]
+    summary = run_batch(make_spec(fresh, netcdf, tmp_path / "out.zarr", inits=inits), client, progress=False)
+    assert summary.done == 8
+    new = {worker: n - before[worker] for worker, n in loads().items()}
+    assert set(new.values()) <= {0, 1} and 1 <= sum(new.values()) <= 2  # 8 tasks, at most one load per worker
