@@ -33,17 +33,20 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import json
 import logging
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xarray as xr
+from xarray.coding.times import encode_cf_datetime
 
 from climode._version import __version__
 from climode.batch.lock import StoreLock
@@ -74,6 +77,8 @@ class BatchStore:
         self.path = Path(plan.output)
         self._grids: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.lock: StoreLock | None = None
+        self._chunk_keys: dict[tuple[str, str], tuple[Any, int]] = {}
+        self._opened: dict[str, dict[str, Any]] = {}
 
     # ------------------------------------------------------------ identity
     def identity(self) -> dict[str, Any]:
@@ -174,35 +179,54 @@ class BatchStore:
     # ------------------------------------------------------------ writing
     def write(self, task: Task, result: xr.Dataset) -> None:
         """Write one task's forecast into its init_time slot, then mark it complete."""
-        import zarr
-
         if not self.has_group(task.basin):
             with self.lock.layout() if self.lock else contextlib.nullcontext():
                 if not self.has_group(task.basin):  # a concurrent part may have created it meanwhile
                     self._create_group(task, result)
         region = self._region(task, result)
-        region.to_zarr(str(self.path), group=task.basin, mode="r+", consolidated=False,
-                       region={"init_time": slice(task.index, task.index + 1)})
-        self._sync(task, [*region.data_vars, *region.coords])
-        zarr.open_array(str(self.path), path=f"{task.basin}/{DONE}", mode="r+")[task.index] = 1
+        arrays = self._arrays(task.basin)
+        for name, variable in region.variables.items():  # straight into the slot's chunks (no xarray writer)
+            values = variable.values[0]
+            if name in ("time", "forecast_reference_time"):  # CF-encoded as xarray wrote the group
+                attrs = arrays[name].attrs
+                values = encode_cf_datetime(values, attrs["units"], attrs["calendar"], dtype=np.float64)[0]
+            arrays[name][task.index] = values
+        self._sync(task, list(region.variables))
+        arrays[DONE][task.index] = 1
         self._sync(task, [DONE])
 
-    def _sync(self, task: Task, names: list[str]) -> None:
-        """fsync the chunk files of ``task`` in arrays ``names`` (and their directories, for the renames)."""
-        import zarr
+    def _arrays(self, group: str) -> dict[str, Any]:
+        """The zarr arrays of ``group``, opened once (r+)."""
+        if group not in self._opened:
+            import zarr
 
-        group = zarr.open_group(str(self.path), path=task.basin, mode="r")
-        directories = set()
+            opened = zarr.open_group(str(self.path), path=group, mode="r+")
+            self._opened[group] = {name: opened[name] for name in (*self.plan.variables, "time",
+                                                                   "forecast_reference_time", DONE)}
+        return self._opened[group]
+
+    def _sync(self, task: Task, names: list[str]) -> None:
+        """fsync the chunk files of ``task`` in arrays ``names`` and their directories (for the renames).
+
+        The fsyncs run side by side (the file system commits them together), and
+        all of them end before this returns.
+        """
+        paths = set()
         for name in names:
-            array = group[name]
-            key = array.metadata.encode_chunk_key((task.index,) + (0,) * (array.ndim - 1))
-            chunk = self.path / task.basin / name / key
-            if chunk.exists():  # zarr stores no chunk that equals the fill value
-                _fsync(chunk)
-            directories.add(chunk.parent)
-        for directory in directories:
-            if directory.is_dir():
-                _fsync(directory)
+            chunk = self.path / task.basin / name / self._chunk_key(task.basin, name, task.index)
+            paths.update((chunk, chunk.parent))
+        existing = [p for p in paths if p.exists()]  # zarr stores no chunk that equals the fill value
+        list(_fsync_pool().map(_fsync, existing))
+
+    def _chunk_key(self, group: str, name: str, index: int) -> str:
+        """The key of array ``group/name``'s chunk holding init_time ``index`` (the other dims are one chunk)."""
+        if (group, name) not in self._chunk_keys:
+            import zarr
+
+            array = zarr.open_array(str(self.path), path=f"{group}/{name}", mode="r")
+            self._chunk_keys[group, name] = (array.metadata.encode_chunk_key, array.ndim)
+        encode, ndim = self._chunk_keys[group, name]
+        return encode((index,) + (0,) * (ndim - 1))
 
     def _grid(self, group: str) -> tuple[np.ndarray, np.ndarray]:
         if group not in self._grids:
@@ -301,6 +325,11 @@ def _new_directory(target: Path) -> Iterator[Path]:
         _fsync(target.parent)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+@functools.cache
+def _fsync_pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=16, thread_name_prefix="climode-fsync")
 
 
 def _fsync(path: Path) -> None:
