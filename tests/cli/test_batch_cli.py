@@ -105,3 +105,14 @@ def test_output_overrides_the_spec_and_init_latest_forecasts_from_the_newest_dat
     assert written["forecast_reference_time"].values[0] == newest
     ref = forecaster.predict(str(netcdf), "+3h,+6h", basin="atlantic", init=newest.isoformat())
     np.testing.assert_allclose(written["PSL"].isel(init_time=0).values, ref["PSL"].values, rtol=1e-6)
+
+
+def test_dry_run_of_a_part_lists_only_its_tasks(checkpoint, netcdf, tmp_path, capsys):
+    spec = write_spec(tmp_path, checkpoint, netcdf, basins='[atlantic, "lat=10:40,lon=280:330"]',
+                      init=f'["2000-08-02T18:00", "{INIT}"]')
+    assert main(["batch", str(spec), "--dry-run", "--parts", "2/2"]) == 0
+    out = capsys.readouterr().out
+    assert "4 task(s) = 2 init time(s) x 2 basin(s)" in out and "part 2/2: 2 of the 4 task(s):" in out
+    assert "2000-08-03T09:00:00  atlantic" in out and "2000-08-02T18:00:00" not in out
+    assert main(["batch", str(spec), "--dry-run", "--parts", "0/2"]) == 2
+    assert "parts are numbered from 1" in capsys.readouterr().err
