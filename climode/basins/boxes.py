@@ -101,8 +101,7 @@ class Region:
 
 def _fmt(x: float) -> str:
     """Short, and exact: ``resolve_region(region.spec)`` gives back the same numbers."""
-    short = f"{x:g}"
-    return short if float(short) == x else repr(float(x))
+    return np.format_float_positional(float(x), trim="-")  # shortest exact digits, never an exponent
 
 
 def _check_lat(lo, hi, name: str) -> tuple[float, float]:

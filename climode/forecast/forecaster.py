@@ -410,7 +410,10 @@ def _decoder_progress(model, hours, obs_hours, progress: bool | None):
     delay = float(os.environ.get("CLIMODE_PROGRESS_DELAY", "2"))
     bar = tqdm(total=total, desc="climode forecast", unit="step", delay=delay, disable=None if progress is None else False,
                leave=False)
-    handle = decoder.register_forward_hook(lambda *_: bar.update(1))
+    def count(*_) -> None:  # a forward hook's return value would replace the module's output
+        bar.update(1)
+
+    handle = decoder.register_forward_hook(count)
     try:
         yield
     finally:

@@ -63,6 +63,8 @@ def _absolute_hours(text: str, first_input, calendar: str | None) -> float | Non
     if zone and zone.upper() != "Z":
         sign = -1.0 if zone[0] == "-" else 1.0
         digits = zone[1:].replace(":", "")
+        if int(digits[:2]) > 14 or int(digits[2:] or 0) > 59:
+            raise ClimodeError(f"time {text.strip()!r} has no valid UTC offset ({zone}); use Z or -12:00..+14:00")
         offset_hours = sign * (int(digits[:2]) + int(digits[2:] or 0) / 60.0)
     import cftime
 

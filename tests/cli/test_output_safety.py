@@ -2,6 +2,7 @@
 
 import os
 import subprocess
+import sys
 
 import pytest
 import xarray as xr
@@ -165,3 +166,34 @@ def test_unreadable_inputs_say_what_the_file_is(run, tmp_path, make, words):
     line = one_line_error(run("--data", str(bad), "--output", str(tmp_path / "f.nc")), words,
                           "climode reads NetCDF")
     assert "see:" not in line and line.endswith("zarr stores (.zarr)")
+
+
+def test_a_failed_overwrite_leaves_the_previous_file_intact(run, obs, tmp_path, monkeypatch):
+    out = tmp_path / "f.nc"
+    out.write_bytes(b"yesterday's forecast")
+
+    def crash(self, path, *args, **kwargs):
+        with open(path, "wb") as fh:
+            fh.write(b"half a file")
+        raise KeyboardInterrupt  # Ctrl-C in the middle of the write
+
+    monkeypatch.setattr(xr.Dataset, "to_netcdf", crash)
+    proc = run("--data", str(obs), "--output", str(out), "--overwrite")
+    assert proc.returncode == 130 and proc.stderr.strip() == "climode: interrupted"
+    assert out.read_bytes() == b"yesterday's forecast"
+    assert [p.name for p in tmp_path.iterdir()] == ["f.nc"]  # no temporary file left behind
+
+
+def test_data_takes_several_paths_as_an_unquoted_glob_expands(checkpoint, sample, tmp_path):
+    # what the shell passes for --data obs/*.nc: one argument per file
+    for k, part in enumerate((sample.isel(time=slice(0, 3)), sample.isel(time=slice(3, 5)))):
+        part.to_netcdf(tmp_path / f"obs{k}.nc")
+    proc = subprocess.run([sys.executable, "-m", "climode", "forecast", "--checkpoint", str(checkpoint),
+                           "--data", str(tmp_path / "obs0.nc"), str(tmp_path / "obs1.nc"), "--times", "+3h",
+                           "--output", str(tmp_path / "f.nc"), "--json", "--device", "cpu"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    import json
+
+    doc = json.loads(proc.stdout)
+    assert len(doc["inputs"]) == 5 and doc["forecast_reference_time"] == "2000-08-03T09:00:00"
