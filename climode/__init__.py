@@ -12,12 +12,34 @@ moment):
 
 from __future__ import annotations
 
-import importlib
-import importlib.abc
-import importlib.util
+import os
+import signal
 import sys
 
-from climode._version import __version__
+
+def _is_climode_command() -> bool:
+    """True while this process starts the ``climode`` command (console script or ``python -m climode``)."""
+    if os.path.basename(sys.argv[0] if sys.argv else "") == "climode":
+        return True
+    argv = list(getattr(sys, "orig_argv", ()))
+    return "-m" in argv[:-1] and argv[argv.index("-m") + 1] == "climode"
+
+
+def _interrupted_while_starting(signum, frame):  # pragma: no cover - exercised in a subprocess
+    os.write(2, b"climode: interrupted\n")
+    os._exit(130)
+
+
+# Ctrl-C before main() is reached: no import traceback (main() restores Python's handler); a SIGINT
+# that the parent ignores (a background job) stays ignored
+if _is_climode_command() and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+    signal.signal(signal.SIGINT, _interrupted_while_starting)
+
+import importlib  # noqa: E402
+import importlib.abc  # noqa: E402
+import importlib.util  # noqa: E402
+
+from climode._version import __version__  # noqa: E402
 
 _LAZY = {
     "open_dataset": "climode.data.open",
@@ -29,14 +51,18 @@ __all__ = ["__version__", *_LAZY]
 
 
 class _AccessorOnXarrayImport(importlib.abc.MetaPathFinder):
-    """Registers ``ds.climode`` right after xarray's own module has run (one shot)."""
+    """Registers ``ds.climode`` right after xarray's own module has run, then leaves ``sys.meta_path``."""
+
+    _looking = False
 
     def find_spec(self, name, path=None, target=None):
-        if name != "xarray":
+        if name != "xarray" or self._looking:
             return None
-        if self in sys.meta_path:
-            sys.meta_path.remove(self)
-        spec = importlib.util.find_spec(name)  # the other finders' answer
+        self._looking = True
+        try:
+            spec = importlib.util.find_spec(name)  # the other finders' answer
+        finally:
+            self._looking = False
         loader = getattr(spec, "loader", None)
         if loader is None or not hasattr(loader, "exec_module"):
             return spec
@@ -44,6 +70,8 @@ class _AccessorOnXarrayImport(importlib.abc.MetaPathFinder):
 
         def exec_module(module):
             run_xarray(module)
+            if self in sys.meta_path:
+                sys.meta_path.remove(self)
             importlib.import_module("climode.accessor")
 
         loader.exec_module = exec_module

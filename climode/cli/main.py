@@ -50,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     milliseconds after start and a Ctrl-C from then on is caught here (exit 130).
     """
     try:
+        _restore_interrupt()
         parser = build_parser()
         args = parser.parse_args(argv)
         quiet = getattr(args, "quiet", False)
@@ -68,6 +69,17 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("climode: interrupted", file=sys.stderr)
         return 130
+
+
+def _restore_interrupt() -> None:
+    """Ctrl-C raises KeyboardInterrupt again (caught below, after ``finally`` blocks clean up temporary
+    files) once main() runs; until then climode's import answered it by exiting at once."""
+    import signal
+
+    import climode
+
+    if signal.getsignal(signal.SIGINT) is climode._interrupted_while_starting:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _one_line(exc: BaseException) -> str:

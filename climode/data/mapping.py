@@ -24,7 +24,7 @@ SPELLINGS: dict[str, tuple[str, str]] = {
     "spec": ("variables: {{{name}: {value}}} in the spec", "units: {{{name}: {value}}} in the spec"),
 }
 #: name -> (the option mapping variables, the option giving units)
-OPTIONS: dict[str, tuple[str, str]] = {"python": ("variables=", "units="), "cli": ("--var", "--units"),
+OPTIONS: dict[str, tuple[str, str]] = {"python": ("variables", "units"), "cli": ("--var", "--units"),
                                         "spec": ("variables", "units")}
 _CURRENT: contextvars.ContextVar[str] = contextvars.ContextVar("climode_interface", default="python")
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")

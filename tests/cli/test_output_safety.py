@@ -2,7 +2,6 @@
 
 import os
 import subprocess
-import sys
 
 import pytest
 import xarray as xr
@@ -184,16 +183,14 @@ def test_a_failed_overwrite_leaves_the_previous_file_intact(run, obs, tmp_path, 
     assert [p.name for p in tmp_path.iterdir()] == ["f.nc"]  # no temporary file left behind
 
 
-def test_data_takes_several_paths_as_an_unquoted_glob_expands(checkpoint, sample, tmp_path):
-    # what the shell passes for --data obs/*.nc: one argument per file
-    for k, part in enumerate((sample.isel(time=slice(0, 3)), sample.isel(time=slice(3, 5)))):
-        part.to_netcdf(tmp_path / f"obs{k}.nc")
-    proc = subprocess.run([sys.executable, "-m", "climode", "forecast", "--checkpoint", str(checkpoint),
-                           "--data", str(tmp_path / "obs0.nc"), str(tmp_path / "obs1.nc"), "--times", "+3h",
-                           "--output", str(tmp_path / "f.nc"), "--json", "--device", "cpu"],
-                          capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
+def test_data_takes_several_paths_as_an_unquoted_glob_expands(checkpoint, sample, tmp_path, capsys):
+    # what the shell passes for --data obs/*.nc: one argument per file (argv is the same in-process)
     import json
 
-    doc = json.loads(proc.stdout)
+    for k, part in enumerate((sample.isel(time=slice(0, 3)), sample.isel(time=slice(3, 5)))):
+        part.to_netcdf(tmp_path / f"obs{k}.nc")
+    assert main(["forecast", "--checkpoint", str(checkpoint), "--data", str(tmp_path / "obs0.nc"),
+                 str(tmp_path / "obs1.nc"), "--times", "+3h", "--output", str(tmp_path / "f.nc"), "--json",
+                 "--device", "cpu"]) == 0
+    doc = json.loads(capsys.readouterr().out)
     assert len(doc["inputs"]) == 5 and doc["forecast_reference_time"] == "2000-08-03T09:00:00"
