@@ -260,7 +260,9 @@ class Forecaster:
         # the model's grid: regrid if the spacing differs, pad to the encoder stride with NaN
         original = window
         regridded = self._regrid_needed(window)
+        bar = ForecastProgress(self.model, request.hours, in_hours[observed], progress)
         if regridded:
+            bar.stage("regridding")
             window = self._model_grid(window, regrid_method)
             values = np.stack([window[v].values for v in self.variables], axis=1).astype(np.float32)
         stride = getattr(self.model.config, "stride", 1)
@@ -281,7 +283,7 @@ class Forecaster:
                                "(train an ELBO model such as latent_ode for ensembles)")
         # members sample z0 ~ q(z0 | inputs); a single forecast of a stochastic model uses the mean of q
         sample = bool(members) if stochastic else None
-        with torch.no_grad(), _decoder_progress(self.model, request.hours, in_hours[observed], progress):
+        with torch.no_grad(), bar.decoding():
             out = self.model(batch, torch.from_numpy(in_hours)[None].expand(n, -1),
                              torch.tensor(request.hours, dtype=torch.float64)[None].expand(n, -1),
                              torch.from_numpy(observed.astype(np.float32))[None].expand(n, -1),
@@ -290,9 +292,11 @@ class Forecaster:
         pred = out.frames.float().cpu().numpy()  # [N, K, C, H, W]
         pred = self.normalizer.denormalize(pred, channel_axis=2)
         pred = np.where(valid[None, None], pred, np.nan)
+        bar.stage("regridding back" if regridded else "writing fields")
         result = self._to_dataset(pred, padded, crop, original if regridded else None, first_obs, init_time,
                                   request.hours, init_hours, ds, members, observed, regrid_method)
         result = to_convention(result, convention)
+        bar.close()
         result.attrs["climode_notes"] = "; ".join(notes) if notes else ""
         result.attrs["history"] = history_line(call_text("Forecaster.predict", _data_label(data),
                                                          times=times, basin=basin, inputs=inputs, init=init,
@@ -387,38 +391,56 @@ class Forecaster:
         return out
 
 
-@contextlib.contextmanager
-def _decoder_progress(model, hours, obs_hours, progress: bool | None):
-    """A tqdm bar counting the decoder's steps (forward calls of its Conv-Decoder G) while the block runs.
+class ForecastProgress:
+    """A tqdm bar over a forecast: its stages (regridding, regridding back) and the decoder's steps
+    (forward calls of its Conv-Decoder G), counted by a forward hook.
 
-    ``progress`` False: none; None: only when stderr is a terminal.  The bar shows only
-    once the block has run ``$CLIMODE_PROGRESS_DELAY`` seconds (default 2), so short
-    forecasts stay silent.
+    ``progress`` False: none; None: only when stderr is a terminal.  The bar shows only once
+    the forecast has run ``$CLIMODE_PROGRESS_DELAY`` seconds (default 2), so short forecasts
+    stay silent.
     """
-    decoder = getattr(model, "decoder", None)
-    if progress is False or not hasattr(decoder, "register_forward_hook"):
-        yield
-        return
-    import os
 
-    from tqdm.auto import tqdm
+    def __init__(self, model, hours, obs_hours, progress: bool | None):
+        self.model = model
+        self.bar = None
+        if progress is False or not hasattr(getattr(model, "decoder", None), "register_forward_hook"):
+            return
+        import os
 
-    step = float(getattr(getattr(model, "config", None), "decoder_step", 0.0) or 0.0)
-    total = None
-    if step > 0:
-        total = int(np.ceil((max(hours) - min(obs_hours)) / step)) + len(hours)
-    delay = float(os.environ.get("CLIMODE_PROGRESS_DELAY", "2"))
-    bar = tqdm(total=total, desc="climode forecast", unit="step", delay=delay, disable=None if progress is None else False,
-               leave=False)
-    def count(*_) -> None:  # a forward hook's return value would replace the module's output
-        bar.update(1)
+        from tqdm.auto import tqdm
 
-    handle = decoder.register_forward_hook(count)
-    try:
-        yield
-    finally:
-        handle.remove()
-        bar.close()
+        step = float(getattr(getattr(model, "config", None), "decoder_step", 0.0) or 0.0)
+        total = int(np.ceil((max(hours) - min(obs_hours)) / step)) + len(hours) if step > 0 else None
+        self.bar = tqdm(total=total, desc="climode forecast", unit="step", leave=False,
+                        delay=float(os.environ.get("CLIMODE_PROGRESS_DELAY", "2")),
+                        disable=None if progress is None else False)
+
+    def stage(self, text: str) -> None:
+        """Name the stage now running (shown if the bar is, once its delay has passed)."""
+        if self.bar is not None:
+            self.bar.set_description_str(f"climode forecast: {text}", refresh=False)
+            self.bar.update(0)
+
+    @contextlib.contextmanager
+    def decoding(self):
+        """Count the decoder's steps while the block runs."""
+        if self.bar is None:
+            yield
+            return
+        self.stage("encoding and decoding")
+
+        def count(*_) -> None:  # a forward hook's return value would replace the module's output
+            self.bar.update(1)
+
+        handle = self.model.decoder.register_forward_hook(count)
+        try:
+            yield
+        finally:
+            handle.remove()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _check_variables(variables: list[str], path, video: bool = False) -> None:
