@@ -419,7 +419,8 @@ class ForecastProgress:
         """Name the stage now running (shown if the bar is, once its delay has passed)."""
         if self.bar is not None:
             self.bar.set_description_str(f"climode forecast: {text}", refresh=False)
-            self.bar.update(0)
+            if not self.bar.disable and self.bar.format_dict["elapsed"] >= self.bar.delay:
+                self.bar.refresh()
 
     @contextlib.contextmanager
     def decoding(self):
