@@ -78,11 +78,10 @@ def _data(args: argparse.Namespace):
 
 def _map_targets(path: str) -> list:
     """The files ``--plot map.png`` may write: map.png and map_000.png, map_001.png, ... that exist."""
+    import glob
     from pathlib import Path
 
     target = Path(path)
-    import glob
-
     return sorted(target.parent.glob(f"{glob.escape(target.stem)}_[0-9][0-9][0-9]{glob.escape(target.suffix)}"))
 
 
@@ -137,9 +136,8 @@ def run(args: argparse.Namespace) -> int:
 
     from climode.forecast import load_model
     from climode.forecast.forecaster import format_time, history_line, write_forecast
-    from climode.forecast.storms import format_table, storm_centres, storm_table
-
     from climode.data.mapping import interface
+    from climode.forecast.storms import format_table, storm_centres, storm_table
 
     _check_before_running(args)
     model = load_model(args.checkpoint, args.device)
