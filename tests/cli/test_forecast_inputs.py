@@ -98,13 +98,17 @@ def test_float16_inputs_are_read_as_float32(checkpoint, forecaster, sample, tmp_
 
 @pytest.mark.parametrize("spelling", ["2000-08-03T09:00:00.000000000", "2000-08-03 09:00:00", "2000-08-03T09",
                                       "2000-08-03T09:00:00Z", "2000-08-03T11:00:00+02:00"])
-def test_init_as_numpy_pandas_and_cftime_print_it(checkpoint, forecaster, sample, tmp_path, spelling, capsys):
+def test_init_as_numpy_pandas_and_cftime_print_it(forecaster, sample, spelling):
+    fc = forecaster.predict(sample, "+3h", init=spelling)  # what climode.forecast(init=...) calls
+    assert str(fc["forecast_reference_time"].values[()]) == "2000-08-03 09:00:00"
+    assert forecaster.last_info.notes == []  # an observation time exactly, not "the last one before it"
+
+
+def test_init_flag_takes_what_numpy_prints(checkpoint, sample, tmp_path, capsys):
     import json
 
-    import climode
-
-    assert main(["forecast", "--checkpoint", str(checkpoint), f"--init={spelling}", "--times", "+3h", "--output",
+    init = str(np.datetime64("2000-08-03T09:00", "ns"))
+    assert init == "2000-08-03T09:00:00.000000000"
+    assert main(["forecast", "--checkpoint", str(checkpoint), f"--init={init}", "--times", "+3h", "--output",
                  str(tmp_path / "f.nc"), "--device", "cpu", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["forecast_reference_time"] == "2000-08-03T09:00:00"
-    fc = climode.forecast(sample, "+3h", checkpoint=checkpoint, device="cpu", init=spelling)
-    assert str(fc["forecast_reference_time"].values[()]) == "2000-08-03 09:00:00"
