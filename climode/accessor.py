@@ -16,19 +16,21 @@ class ClimodeDatasetAccessor:
         self._ds = ds
 
     def predict(self, times, model=None, basin=None, inputs=None, init=None, members=None,
-                regrid_method: str = "bilinear") -> xr.Dataset:
+                regrid_method: str = "bilinear", variables: dict[str, str] | None = None,
+                units: dict[str, str] | None = None) -> xr.Dataset:
         """Fields at ``times`` (``"+3h,+6h"``, ``"60h"``, timestamps, ranges) from this dataset.
 
         ``model``: a :class:`climode.forecast.Forecaster`, a checkpoint path, or
         None for the bundled model.  Dask-backed data stay lazy: only the input
         time steps are read.  ``regrid_method``: ``bilinear`` or ``conservative``
-        for data on another grid spacing than the model's.
+        for data on another grid spacing than the model's.  ``variables``/``units`` map the
+        data's names and units (``{'PSL': 'slp'}``, ``{'PSL': 'hPa'}``).
         """
         from climode.forecast import Forecaster, load_model
 
         forecaster = model if isinstance(model, Forecaster) else load_model(model)
         return forecaster.predict(self._ds, times, basin=basin, inputs=inputs, init=init, members=members,
-                                  regrid_method=regrid_method)
+                                  regrid_method=regrid_method, variables=variables, units=units)
 
 
 @xr.register_dataarray_accessor("climode")

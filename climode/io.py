@@ -70,3 +70,75 @@ def write_dataset(ds, path: str | os.PathLike) -> Path:
     else:
         raise ClimodeError(f"cannot write {target}: use a .nc or .zarr file name")
     return target
+
+
+# ---------------------------------------------------------------- output safety
+def _real(path: str | os.PathLike) -> str:
+    return os.path.realpath(os.path.expanduser(os.fspath(path)))
+
+
+def clashes_with(output: str | os.PathLike, inputs) -> str | None:
+    """The input ``output`` would overwrite: the same file (also through a symlink, a hard link or
+    a relative path), or a store or directory it lies inside; None if there is none."""
+    out = _real(output)
+    for item in inputs:
+        src = _real(item)
+        if out == src or out.startswith(src.rstrip(os.sep) + os.sep):
+            return os.fspath(item)
+        with contextlib.suppress(OSError):
+            if os.path.exists(out) and os.path.samefile(out, src):
+                return os.fspath(item)
+    return None
+
+
+def probe_writable(path: str | os.PathLike) -> None:
+    """Create and remove a temporary file where ``path`` will be written; a one-line error if that fails.
+
+    The target's parent need not exist yet (it is created on writing): the nearest
+    existing ancestor is probed.
+    """
+    from climode.errors import ClimodeError
+
+    target = Path(os.path.expanduser(os.fspath(path)))
+    parent = target.parent if str(target.parent) else Path(".")
+    while not parent.exists() and parent != parent.parent:
+        if parent.is_symlink():  # a dangling link: nothing can be created under it
+            break
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ClimodeError(f"cannot write {target}: {parent} is not a directory")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".probe", dir=parent)
+        os.close(fd)
+        os.remove(probe)
+    except OSError as exc:
+        raise ClimodeError(f"cannot write {target}: {exc.strerror or exc} ({parent})") from None
+
+
+def check_output_path(path: str | os.PathLike, *, inputs=(), overwrite: bool = False, flag: str = "--output",
+                      overwrite_hint: str = "--overwrite", existing=None) -> Path:
+    """Refuse, before any work, an output that would destroy data or could not be written.
+
+    - an output that is one of ``inputs`` (or inside one) is always refused;
+    - an existing output (or any of ``existing``, the other files it will write) is refused
+      unless ``overwrite``; ``overwrite_hint`` says how to allow it (``--overwrite`` on the
+      command line, ``overwrite=True`` in Python);
+    - an existing directory is refused unless the output is a zarr store (a directory itself);
+    - the target's directory must be writable (:func:`probe_writable`).
+    """
+    from climode.errors import ClimodeError
+
+    target = Path(os.path.expanduser(os.fspath(path)))
+    clash = clashes_with(target, inputs)
+    if clash is not None:
+        raise ClimodeError(f"{flag} {target} is the input {clash}: writing it would destroy the data; "
+                           "choose another output name")
+    if target.is_dir() and target.suffix.lower() != ".zarr":
+        raise ClimodeError(f"{flag} {target} is an existing directory; give a file name")
+    present = [p for p in (target, *(existing or ())) if os.path.lexists(p)]
+    if present and not overwrite:
+        more = f" (and {len(present) - 1} more)" if len(present) > 1 else ""
+        raise ClimodeError(f"{flag} {present[0]}{more} already exists; choose another name or pass "
+                           f"{overwrite_hint} to replace it")
+    probe_writable(target)
+    return target

@@ -1,17 +1,15 @@
 """Maps and animations of forecasts (optional extra: ``pip install 'climode[plot]'``).
 
-Works offline: coastlines come from the GSHHS shapefiles of Debian's
-``python-cartopy-data`` (cartopy's Natural Earth coastlines would try to
-download).  With no map data at all the maps still draw, without coastlines,
-and say so once.
+Works offline: coastlines are Natural Earth's 1:110m coastline shipped with climode
+(``climode/mapdata``, public domain; cartopy's own Natural Earth files would be
+downloaded on first use), drawn by cartopy with labelled latitude/longitude gridlines.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
+import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -23,58 +21,28 @@ from climode.forecast.forecaster import format_time
 
 log = logging.getLogger(__name__)
 
-MAP_DATA_DIRS = ("/usr/share/cartopy/data",)
-_warned = False
+#: Natural Earth 1:110m coastline (GeoJSON LineStrings, lon -180..180), shipped as package data.
+COASTLINE_FILE = Path(__file__).resolve().parent / "mapdata" / "ne_110m_coastline.geojson"
 
 
-@contextlib.contextmanager
-def _quiet_pyshp():
-    """Silence pyshp's warnings about GSHHS's two hole-only rings (harmless; as climode.data.synthetic.landsea)."""
-    pyshp_log = logging.getLogger("shapefile")
-    level = pyshp_log.level
-    pyshp_log.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        pyshp_log.setLevel(level)
+@functools.lru_cache(maxsize=1)
+def coastline_geometries() -> tuple:
+    """The shipped coastline as shapely LineStrings, read once per process."""
+    from shapely.geometry import LineString
 
-
-@functools.lru_cache(maxsize=4)
-def _coastline_geometries(shp: str) -> tuple:
-    """The polygons of a GSHHS shapefile, read once per process."""
-    import cartopy.io.shapereader as shpreader
-
-    with _quiet_pyshp():
-        geoms = tuple(shpreader.Reader(shp).geometries())
-    log.debug("read %d coastline polygons from %s", len(geoms), shp)
-    return geoms
-
-
-def _coastline_file() -> Path | None:
-    """The local GSHHS level-1 shapefile (low resolution, else crude), or None."""
-    for directory in (os.environ.get("CLIMODE_MAP_DATA", ""), *MAP_DATA_DIRS):
-        for scale in ("l", "c"):
-            shp = Path(directory) / "shapefiles" / "gshhs" / scale / f"GSHHS_{scale}_L1.shp"
-            if directory and shp.exists():
-                return shp
-    return None
+    features = json.loads(COASTLINE_FILE.read_text())["features"]
+    lines = tuple(LineString(f["geometry"]["coordinates"]) for f in features)
+    log.debug("read %d coastlines from %s", len(lines), COASTLINE_FILE)
+    return lines
 
 
 def _coastlines():
-    """A cartopy feature of the local GSHHS coastlines (read once), or None (warned about once)."""
-    global _warned
+    """A cartopy feature of the shipped coastlines."""
     import cartopy.crs as ccrs
     import cartopy.feature as cfeature
 
-    shp = _coastline_file()
-    if shp is not None:
-        return cfeature.ShapelyFeature(_coastline_geometries(str(shp)), ccrs.PlateCarree(), edgecolor="0.3",
-                                       linewidth=0.6, facecolor="none")
-    if not _warned:
-        log.warning("no local coastline data (install Debian's python-cartopy-data or set CLIMODE_MAP_DATA): "
-                    "maps are drawn without coastlines")
-        _warned = True
-    return None
+    return cfeature.ShapelyFeature(coastline_geometries(), ccrs.PlateCarree(), edgecolor="0.25",
+                                   linewidth=0.6, facecolor="none")
 
 
 def draw_map(ax, frame: xr.Dataset, centres=None, truth_track: list[tuple[float, float]] | None = None,
@@ -101,10 +69,11 @@ def draw_map(ax, frame: xr.Dataset, centres=None, truth_track: list[tuple[float,
     if truth_track:
         tl = np.array(truth_track)
         ax.plot(tl[:, 1], tl[:, 0], "--", color="green", linewidth=1.2, transform=pc, label="truth track")
-    feature = _coastlines()
-    if feature is not None:
-        ax.add_feature(feature)
+    ax.add_feature(_coastlines())
     ax.set_extent([float(lon.min()), float(lon.max()), float(lat.min()), float(lat.max())], crs=pc)
+    grid = ax.gridlines(crs=pc, draw_labels=True, linewidth=0.4, color="0.5", alpha=0.6, linestyle="--")
+    grid.top_labels = grid.right_labels = False
+    grid.xlabel_style = grid.ylabel_style = {"size": 7}
     ax.set_title(title, fontsize=9)
 
 

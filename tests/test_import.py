@@ -44,3 +44,14 @@ def test_console_script_version_and_help_exit_zero():
     usage = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=120)
     assert usage.returncode == 0, usage.stderr
     assert "usage" in usage.stdout.lower()
+
+
+def test_import_climode_leaves_xarray_alone_and_the_accessor_still_registers():
+    # climode's import is light so the command can catch Ctrl-C at once; ds.climode appears with xarray
+    code = ("import sys; import climode; print('xarray' in sys.modules); import xarray as xr; "
+            "print(type(xr.Dataset().climode).__name__)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert result.stdout.split() == ["False", "ClimodeDatasetAccessor"]
+    code = "import xarray as xr; import climode; print(type(xr.DataArray(0).climode).__name__)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert result.stdout.split() == ["ClimodeDataArrayAccessor"]

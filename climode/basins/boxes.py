@@ -100,7 +100,8 @@ class Region:
 
 
 def _fmt(x: float) -> str:
-    return f"{x:g}"
+    """Short, and exact: ``resolve_region(region.spec)`` gives back the same numbers."""
+    return np.format_float_positional(float(x), trim="-")  # shortest exact digits, never an exponent
 
 
 def _check_lat(lo, hi, name: str) -> tuple[float, float]:
@@ -300,12 +301,95 @@ def subset(obj: XrObj, region: Region | str | None) -> XrObj:
             data_lat,
             data_lon,
         )
+    lon_idx, lon_new = _contiguous(lon, lon_idx, lon_new, f"region {region}", data_lon)
     out = obj.isel({lat_dim: lat_idx, lon_dim: lon_idx})
     # keep the user's values where nothing changed (canonical 0..360 data, no wrap)
     if not np.array_equal(lon_new, lon[lon_idx]):
         out = out.assign_coords({lon_dim: out[lon_dim].copy(data=lon_new.astype(out[lon_dim].dtype, copy=False))})
     out.attrs = {**obj.attrs, "climode_region": region.spec}
     return out
+
+
+def _contiguous(lon: np.ndarray, idx: np.ndarray, new: np.ndarray, what: str,
+                data_lon: str) -> tuple[np.ndarray, np.ndarray]:
+    """``idx``/``new`` reordered so the columns are one contiguous arc, east-going, or a DataError.
+
+    Columns more than 1.5 grid steps apart must never end up side by side (the model
+    would run across a seam that is not there): a selection that is one arc of the
+    circle (also one crossing 0/360) is rolled to start at its western end; one made
+    of several arcs (a wrap-around box on data that do not go round the globe) is refused.
+    """
+    if idx.size < 2:
+        return idx, new
+    step = 2 * _half_step(lon)
+    if not np.any(np.diff(new) > 1.5 * step):
+        return idx, new
+    order = np.argsort(np.mod(lon[idx], 360.0), kind="stable")
+    ring = np.mod(lon[idx], 360.0)[order]
+    gaps = np.append(np.diff(ring), ring[0] + 360.0 - ring[-1])
+    big = np.flatnonzero(gaps > 1.5 * step)
+    if big.size != 1:
+        raise DataError(
+            f"{what} would put longitudes {_fmt(float(ring[big[0]]))} and {_fmt(float(ring[(big[0] + 1) % ring.size]))} "
+            f"side by side, but the data ({data_lon}) do not go round the globe; choose a box inside the data"
+        )
+    order = np.roll(order, -((big[0] + 1) % ring.size))
+    ring = np.mod(lon[idx], 360.0)[order]
+    return idx[order], ring[0] + np.mod(ring - ring[0], 360.0)
+
+
+def contiguous_lon(obj: XrObj) -> XrObj:
+    """Data whose columns are one arc crossing 0/360 (e.g. -30..30 read as 0..30, 330..360) rolled to
+    run east from their western end (330..390); any other data unchanged."""
+    lon_dim = _find_dim(obj, LON_NAMES, "longitude")
+    lon = np.asarray(obj[lon_dim].values, dtype=float)
+    idx = np.arange(lon.size)
+    data_lon = f"lon {_fmt(lon.min())}..{_fmt(lon.max())}" if lon.size else "lon (empty)"
+    new_idx, new = _contiguous(lon, idx, lon, "the data", data_lon)
+    if np.array_equal(new_idx, idx):
+        return obj
+    out = obj.isel({lon_dim: new_idx})
+    return out.assign_coords({lon_dim: out[lon_dim].copy(data=new.astype(out[lon_dim].dtype, copy=False))})
+
+
+def in_convention(lon, convention: str) -> np.ndarray:
+    """Longitudes in ``convention``: ``0..360`` (0 <= lon < 360) or ``-180..180`` (-180 <= lon < 180)."""
+    v = np.mod(np.asarray(lon, dtype=float), 360.0)
+    if convention == "-180..180":
+        v = np.where(v >= 180.0, v - 360.0, v)
+    elif convention != "0..360":
+        raise ValueError(f"unknown longitude convention {convention!r}")
+    return v
+
+
+def to_convention(obj: XrObj, convention: str = "0..360") -> XrObj:
+    """Longitudes of ``obj`` written in ``convention`` (the source data's), never above 360 or below -180.
+
+    The coordinate stays strictly increasing, as CF requires: a box across the
+    convention's own seam (350..380 for 0..360 data) is written in the other
+    convention (-10..20); a whole-globe field is rolled to start at the seam.
+    """
+    lon_dim = _find_dim(obj, LON_NAMES, "longitude")
+    lon = np.asarray(obj[lon_dim].values, dtype=float)
+    other = "0..360" if convention == "-180..180" else "-180..180"
+    for conv in (convention, other):
+        v = in_convention(lon, conv)
+        if v.size < 2 or np.all(np.diff(v) > 0):
+            if conv == other and is_whole_circle(lon):
+                break  # a global field keeps the data's convention, rolled below
+            return obj.assign_coords({lon_dim: obj[lon_dim].copy(data=v.astype(obj[lon_dim].dtype, copy=False))})
+    v = in_convention(lon, convention)
+    out = obj.assign_coords({lon_dim: obj[lon_dim].copy(data=v.astype(obj[lon_dim].dtype, copy=False))})
+    return out.sortby(lon_dim)
+
+
+def is_whole_circle(lon) -> bool:
+    """Whether evenly spaced ``lon`` go once round the globe (n * step = 360)."""
+    lon = np.asarray(lon, dtype=np.float64)
+    if lon.size < 3:
+        return False
+    step = np.diff(lon)
+    return bool(np.allclose(step, step.mean(), rtol=1e-3) and abs(lon.size * step.mean() - 360.0) < 0.5 * step.mean())
 
 
 def to_0_360(obj):

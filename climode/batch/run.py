@@ -19,7 +19,7 @@ from typing import Any
 
 from climode.batch.parts import Part
 from climode.batch.spec import BatchSpec, calendar_of, format_time, init_times
-from climode.errors import CheckpointError, ClimodeError, DataError
+from climode.errors import CheckpointError, ClimodeError, ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
@@ -102,15 +102,21 @@ def _resolve_data(data: str | None) -> str | None:
     return data
 
 
-def open_source(data: str | None, variables: list[str]):
-    """The spec's data as a lazy canonical dataset (the embedded sample for None), as Forecaster reads it."""
+def open_source(data: str | None, variables: list[str], names: dict | None = None, units: dict | None = None):
+    """The spec's data as a lazy canonical dataset (the embedded sample for None), as Forecaster reads it.
+
+    ``names``/``units``: the spec's ``variables``/``units`` mappings; errors suggest spec entries.
+    """
+    from climode.data.mapping import interface
     from climode.data.open import open_dataset
 
     if data is None:
         from climode.forecast.sample import default_sample
 
         data = default_sample()
-    return open_dataset(data, variables, min_times=1, validate=False)
+    wanted = {v: (names or {}).get(v) for v in variables} if names else variables
+    with interface("spec"):
+        return open_dataset(data, wanted, min_times=1, validate=False, units=units)
 
 
 def plan_batch(spec: BatchSpec, part: Part | None = None) -> BatchPlan:
@@ -120,7 +126,12 @@ def plan_batch(spec: BatchSpec, part: Part | None = None) -> BatchPlan:
     forecaster = Forecaster.from_checkpoint(spec.checkpoint, "cpu")
     checkpoint = None if spec.checkpoint is None else str(Path(forecaster.path).resolve())
     data = _resolve_data(spec.data)
-    ds = open_source(data, forecaster.variables)
+    output = os.path.abspath(os.path.expanduser(spec.output))
+    _check_output(output, data, forecaster.path if spec.checkpoint is not None else None)
+    if spec.variables and set(spec.variables) - set(forecaster.variables):
+        raise ConfigError(f"variables: {', '.join(sorted(set(spec.variables) - set(forecaster.variables)))} is "
+                          f"not a variable of the model ({', '.join(forecaster.variables)})")
+    ds = open_source(data, forecaster.variables, spec.variables, spec.units)
     times = ds["time"].values
     inits = init_times(spec.init, times[0], times)
     tasks = [Task(group, region, format_time(t), i)
@@ -128,10 +139,24 @@ def plan_batch(spec: BatchSpec, part: Part | None = None) -> BatchPlan:
     n_all = len(tasks)
     if part is not None:
         tasks = part.select(tasks)
-    return BatchPlan(spec=spec, output=os.path.abspath(os.path.expanduser(spec.output)), checkpoint=checkpoint,
+    return BatchPlan(spec=spec, output=output, checkpoint=checkpoint,
                      sha256=str(forecaster.meta.get("sha256", "")), data=data, variables=list(forecaster.variables),
                      calendar=calendar_of(times[0]), data_start=times[0], data_end=times[-1], init_times=inits,
                      lead_hours=spec.lead_hours, tasks=tasks, part=part, n_all_tasks=n_all)
+
+
+def _check_output(output: str, data: str | None, checkpoint) -> None:
+    """The output store is never one of the inputs, and its directory must be writable.
+
+    An existing store is resumed only if it holds this batch (see :class:`BatchStore`)."""
+    from climode.forecast.forecaster import input_paths
+    from climode.io import clashes_with, probe_writable
+
+    clash = clashes_with(output, input_paths(data, checkpoint))
+    if clash is not None:
+        raise ConfigError(f"output {output} is the input {clash}: writing it would destroy the data; "
+                          "choose another output")
+    probe_writable(output)
 
 
 def describe_plan(plan: BatchPlan) -> str:
@@ -194,18 +219,18 @@ def _cached_model(checkpoint: str | None, device: str, sha256: str):
     return model
 
 
-def _cached_data(data: str | None, variables: list[str], run_id: str):
+def _cached_data(data: str | None, variables: list[str], run_id: str, names=None, units=None):
     """The dataset, opened once per worker and run (a new run reopens it: archives grow)."""
     key = (data, tuple(variables), run_id)
     with _LOCK:
         if key not in _DATA:
             _DATA.clear()
-            _DATA[key] = open_source(data, variables)
+            _DATA[key] = open_source(data, variables, names, units)
         return _DATA[key]
 
 
 def forecast_task(task: Task, *, checkpoint: str | None, sha256: str, device: str, data: str | None,
-                  lead_times: str, run_id: str):
+                  lead_times: str, run_id: str, names: dict | None = None, units: dict | None = None):
     """Run one task on a worker: the Forecaster's dataset (dims time, lat, lon), or a TaskFailure."""
     import dask
 
@@ -213,7 +238,7 @@ def forecast_task(task: Task, *, checkpoint: str | None, sha256: str, device: st
 
     try:
         model = _cached_model(checkpoint, device, sha256)
-        ds = _cached_data(data, model.variables, run_id)
+        ds = _cached_data(data, model.variables, run_id, names, units)
         times = ds["time"].values
         init = data_time(task.init, times[0])
         if init < times[0] or init > times[-1]:
@@ -272,7 +297,8 @@ def run_batch(spec: BatchSpec, client, progress: bool = True, plan: BatchPlan | 
     run_id = uuid.uuid4().hex
     keys = [f"climode-batch-{t.basin}-{t.index}-{run_id[:12]}" for t in todo]
     futures = client.map(forecast_task, todo, key=keys, checkpoint=plan.checkpoint, sha256=plan.sha256,
-                         device=spec.device, data=plan.data, lead_times=spec.lead_times, run_id=run_id)
+                         device=spec.device, data=plan.data, lead_times=spec.lead_times, run_id=run_id,
+                         names=spec.variables, units=spec.units)
     tasks = {f.key: t for f, t in zip(futures, todo)}
     bar = tqdm(total=len(todo), disable=not progress, unit="task", desc="climode batch")
     try:

@@ -145,6 +145,8 @@ class BatchSpec:
     basins: dict[str, str | None] = field(default_factory=lambda: {"domain": None})
     checkpoint: str | None = None
     data: str | None = None
+    variables: dict[str, str] | None = None  # the data's names of the model's variables, e.g. {PSL: slp}
+    units: dict[str, str] | None = None  # units where the files have none or wrong ones, e.g. {PSL: hPa}
     device: str = "auto"
     description: str = ""
     cluster: ClusterSpec = field(default_factory=ClusterSpec)
@@ -172,6 +174,10 @@ class BatchSpec:
             value = getattr(self, name)
             if value is not None and not isinstance(value, str):
                 raise ConfigError(f"{name} must be a path (or null), got {value!r}")
+        from climode.data.mapping import check_units, check_variables
+
+        self.variables = check_variables(self.variables, "variables") if self.variables else None
+        self.units = check_units(self.units, "units") if self.units else None
         if self.device not in ("auto", "cpu", "cuda") and not str(self.device).startswith("cuda:"):
             raise ConfigError(f"device {self.device!r} is unknown; use auto, cpu, cuda or cuda:N")
 

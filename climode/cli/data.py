@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -27,12 +28,17 @@ def register(subparsers) -> None:
     p_inspect.add_argument("--variables", nargs="+", metavar="VAR", help="canonical variables (default U850 V850 PSL)")
     p_inspect.add_argument("--split", help="split of a synthetic catalog entry")
     p_inspect.add_argument("--seed", type=int, help="seed of a synthetic catalog entry")
+    p_inspect.add_argument("--var", metavar="NAME=VAR,...",
+                           help="the data's names of canonical variables, e.g. U850=u,V850=v,PSL=slp")
+    p_inspect.add_argument("--units", metavar="NAME=UNITS,...",
+                           help="units of variables whose files have none or wrong ones, e.g. PSL=hPa")
     p_inspect.add_argument("--min-times", type=int, default=2, help="fewest time steps accepted (default 2)")
     p_inspect.set_defaults(func=_inspect)
 
     p_synth = sub.add_parser("synth", help="generate a synthetic dataset and write it")
     p_synth.add_argument("kind", choices=["hurricanes"], help="what to generate")
     p_synth.add_argument("--output", "-o", required=True, help="output file (.nc or .zarr)")
+    p_synth.add_argument("--overwrite", action="store_true", help="replace an existing output (refused otherwise)")
     p_synth.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p_synth.add_argument("--days", type=float, help="length of the simulation in days")
     p_synth.add_argument("--resolution", type=float, help="grid spacing in degrees")
@@ -64,19 +70,29 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _inspect(args: argparse.Namespace) -> int:
+    from climode.data import lexicon
+    from climode.data.mapping import check_units, check_variables, interface, parse_assignments
     from climode.data.open import open_dataset
     from climode.data.validate import check_values, summarize
 
     source = args.source[0] if len(args.source) == 1 else list(args.source)
-    ds = open_dataset(
-        source,
-        args.variables,
-        split=args.split,
-        seed=args.seed,
-        min_times=args.min_times,
-        validate=False,
-        catalog=args.catalog,
-    )
+    wanted = args.variables or list(lexicon.CANONICAL)
+    variables = args.variables
+    if args.var:
+        names = check_variables(parse_assignments(args.var, "--var"), "--var", allowed=wanted)
+        variables = {v: names.get(v) for v in wanted}
+    units = check_units(parse_assignments(args.units, "--units"), "--units") if args.units else None
+    with interface("cli"):
+        ds = open_dataset(
+            source,
+            variables,
+            split=args.split,
+            seed=args.seed,
+            units=units,
+            min_times=args.min_times,
+            validate=False,
+            catalog=args.catalog,
+        )
     report = check_values(ds, ds.attrs.get("climode_source", str(source)))
     print(summarize(ds, report))
     return 0
@@ -84,8 +100,11 @@ def _inspect(args: argparse.Namespace) -> int:
 
 def _synth(args: argparse.Namespace) -> int:
     from climode.errors import ConfigError
-    from climode.io import write_dataset
+    from climode.io import check_output_path, write_dataset
 
+    if Path(args.output).suffix.lower() not in (".nc", ".nc4", ".netcdf", ".zarr"):
+        raise ConfigError(f"cannot write {args.output}: use a .nc or .zarr file name")
+    check_output_path(args.output, overwrite=args.overwrite)
     if args.kind == "hurricanes":
         from climode.data.synthetic.hurricanes import generate
     else:  # pragma: no cover - argparse restricts the choices

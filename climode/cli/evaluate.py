@@ -13,14 +13,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="catalog name or path (synthetic_hurricanes means its held-out test seeds), or a video "
                         "benchmark (bouncing_balls, moving_mnist, kth, penn_action, moving_gif: scored with SSIM, "
                         "PSNR, MSE, MAE)")
-    p.add_argument("--split", default="test")
+    p.add_argument("--split", default="test",
+                   help="split of --data to score, one of its catalog entry's splits (synthetic_hurricanes: "
+                        "train, validation, test; default: %(default)s, seeds never used in training)")
     p.add_argument("--baselines",
                    help="comma-separated: persistence, advection (by the 850 hPa wind; climate only), pysteps "
                         "(Lucas-Kanade), pysteps_vet (default: persistence,advection for climate fields, "
                         "persistence,pysteps for video)")
     p.add_argument("--windows", type=int, default=240, help="number of windows (default: %(default)s)")
     p.add_argument("--sequences", type=int, default=4, help="held-out sequences (seasons) to draw windows from")
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--batch-size", type=int, default=8,
+                   help="windows forecast at once (default: %(default)s); lower it if memory runs out")
     p.add_argument("--seed", type=int, default=0, help="seed of the window draw")
     p.add_argument("--clips", type=int, metavar="N", help="video: held-out clips to draw windows from (default: all)")
     p.add_argument("--lpips-weights", metavar="FILE",
@@ -30,9 +33,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "was trained on)")
     p.add_argument("--report", help="write a markdown report here")
     p.add_argument("--json", dest="json_path", help="write the results as JSON here")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --report or --json file")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                   help="where the model runs: auto (CUDA if available, default), cpu or cuda")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=run)
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """--report and --json: not the checkpoint or data, not existing unless --overwrite, writable."""
+    import os
+
+    from climode.errors import ClimodeError
+    from climode.forecast.forecaster import input_paths
+    from climode.io import check_output_path
+
+    inputs = input_paths(None, args.checkpoint)
+    if args.data and os.path.exists(args.data):
+        inputs.append(args.data)
+    if args.report and args.json_path and os.path.abspath(args.report) == os.path.abspath(args.json_path):
+        raise ClimodeError("--report and --json name the same file; give two names")
+    for flag, path in (("--report", args.report), ("--json", args.json_path)):
+        if path:
+            check_output_path(path, inputs=inputs, overwrite=args.overwrite, flag=flag)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
 
     from climode.training.data import VIDEO_SETS
 
+    _check_outputs(args)
     default = "persistence,pysteps" if args.data in VIDEO_SETS else "persistence,advection"
     baselines = [b.strip() for b in (args.baselines or default).split(",") if b.strip()]
     config = EvaluationConfig(data=args.data, split=args.split, n_sequences=args.sequences, windows=args.windows,

@@ -17,8 +17,8 @@ data; not an operational forecast).
 """
 
 #: the options of ``climode forecast`` recorded in the output's ``history``, in order
-_HISTORY_OPTIONS = ("times", "data", "basin", "inputs", "init", "checkpoint", "output", "plot", "animate",
-                    "members", "regrid", "device")
+_HISTORY_OPTIONS = ("times", "data", "var", "units", "basin", "inputs", "init", "checkpoint", "output",
+                    "overwrite", "plot", "animate", "members", "regrid", "device")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,20 +27,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--times", default="+3h,+6h",
                    help="requested valid times (default: +3h,+6h); write negative ones as --times=-5h")
-    p.add_argument("--data", help="a NetCDF/zarr path, glob or catalog name (default: the embedded sample)")
+    p.add_argument("--data", nargs="+", metavar="PATH",
+                   help="NetCDF files or zarr stores (several, or a quoted glob 'obs/*.nc'), or a catalog name "
+                        "(default: the embedded sample)")
+    p.add_argument("--var", metavar="NAME=VAR,...",
+                   help="the data's names of the model's variables, e.g. U850=u,V850=v,PSL=slp")
+    p.add_argument("--units", metavar="NAME=UNITS,...",
+                   help="units of variables whose files have none or wrong ones, e.g. PSL=hPa")
     p.add_argument("--basin", help="basin code (NA, EP, WP, NI, SI, SP), alias (atlantic) or box lat=5:60,lon=255:359")
     p.add_argument("--inputs", help="observation times to use (default: the newest the model was trained with)")
     p.add_argument("--init", help="forecast reference time: use observations at or before it")
     p.add_argument("--checkpoint", help="a checkpoint (.json/.safetensors or run directory); default: bundled model")
-    p.add_argument("--output", default="climode_forecast.nc", help="output file, .nc or .zarr (default: %(default)s)")
-    p.add_argument("--plot", metavar="MAP.png", help="draw a map per time")
+    p.add_argument("--output", default="climode_forecast.nc",
+                   help="output file, .nc or .zarr (default: %(default)s); never one of the inputs")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing --output, --plot or --animate file (refused otherwise)")
+    p.add_argument("--plot", metavar="MAP.png", help="draw a map per time (PNG)")
     p.add_argument("--animate", metavar="FORECAST.gif", help="write an animated GIF of the maps")
     p.add_argument("--members", type=int, help="ensemble size (stochastic models only)")
     p.add_argument("--regrid", choices=["bilinear", "conservative"], default="bilinear",
                    help="how data on another grid spacing are regridded (conservative needs climode[regrid])")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--json", action="store_true", help="print machine-readable JSON instead of the table")
-    p.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    p.add_argument("--quiet", action="store_true", help="print nothing but errors (and no progress bar)")
     p.set_defaults(func=run)
 
 
@@ -51,28 +60,61 @@ def command_line(args: argparse.Namespace) -> str:
     parts = ["climode", "forecast"]
     for name in _HISTORY_OPTIONS:
         value = getattr(args, name, None)
-        if value is not None:
+        if value is True:
+            parts.append(f"--{name}")
+        elif isinstance(value, list):
+            parts += [f"--{name}", *map(str, value)]
+        elif value is not None and value is not False:
             parts.append(f"--{name}={value}")
     return shlex.join(parts)
 
 
-def _check_before_running(args: argparse.Namespace) -> None:
-    """Refuse what would fail only after the forecast ran: the output name, missing plot extras, members."""
+def _data(args: argparse.Namespace):
+    """``--data`` as open_dataset takes it: one path, glob or catalog name, or a list of paths."""
+    if not args.data:
+        return None
+    return args.data[0] if len(args.data) == 1 else list(args.data)
+
+
+def _map_targets(path: str) -> list:
+    """The files ``--plot map.png`` may write: map.png and map_000.png, map_001.png, ... that exist."""
+    import glob
     from pathlib import Path
 
+    target = Path(path)
+    return sorted(target.parent.glob(f"{glob.escape(target.stem)}_[0-9][0-9][0-9]{glob.escape(target.suffix)}"))
+
+
+def _check_before_running(args: argparse.Namespace) -> None:
+    """Refuse what would fail, or destroy data, only after the forecast ran: the output names
+    (not an input, not an existing file unless --overwrite, writable), the plot extras, members."""
+    from pathlib import Path
+
+    from climode.data.mapping import check_units, parse_assignments
     from climode.errors import ClimodeError, require
-    from climode.forecast.forecaster import check_output
+    from climode.forecast.forecaster import check_output, input_paths
+    from climode.io import check_output_path
 
     if args.members is not None and args.members < 1:
         raise ClimodeError("--members must be at least 1")
-    check_output(args.output)
+    args.var_map = parse_assignments(args.var, "--var") if args.var else None
+    args.units_map = check_units(parse_assignments(args.units, "--units"), "--units") if args.units else None
+    if args.plot and Path(args.plot).suffix.lower() != ".png":
+        raise ClimodeError(f"--plot draws PNG maps: name it .png, not {args.plot}")
+    if args.animate and Path(args.animate).suffix.lower() != ".gif":
+        raise ClimodeError(f"--animate writes a GIF: name it .gif, not {args.animate}")
     if args.plot or args.animate:
         for module in ("matplotlib", "cartopy.crs", *(("imageio.v2",) if args.animate else ())):
             require(module, "plot")
     if args.regrid == "conservative":
         require("xarray_regrid", "regrid")
-    if args.animate and Path(args.animate).suffix.lower() != ".gif":
-        raise ClimodeError(f"--animate writes a GIF: name it .gif, not {args.animate}")
+    inputs = input_paths(_data(args), args.checkpoint)
+    check_output(args.output, inputs=inputs, overwrite=args.overwrite, flag="--output", overwrite_hint="--overwrite")
+    if args.plot:
+        check_output_path(args.plot, inputs=inputs, overwrite=args.overwrite, flag="--plot",
+                          existing=_map_targets(args.plot))
+    if args.animate:
+        check_output_path(args.animate, inputs=inputs, overwrite=args.overwrite, flag="--animate")
 
 
 def _truth_track(data) -> list[tuple[float, float]] | None:
@@ -94,12 +136,15 @@ def run(args: argparse.Namespace) -> int:
 
     from climode.forecast import load_model
     from climode.forecast.forecaster import format_time, history_line, write_forecast
+    from climode.data.mapping import interface
     from climode.forecast.storms import format_table, storm_centres, storm_table
 
     _check_before_running(args)
     model = load_model(args.checkpoint, args.device)
-    result = model.predict(args.data, args.times, basin=args.basin, inputs=args.inputs, init=args.init,
-                           members=args.members, regrid_method=args.regrid)
+    with interface("cli"):
+        result = model.predict(_data(args), args.times, basin=args.basin, inputs=args.inputs, init=args.init,
+                               members=args.members, regrid_method=args.regrid, variables=args.var_map,
+                               units=args.units_map, progress=False if args.quiet else None)
     result.attrs["history"] = history_line(command_line(args))
     path = write_forecast(result, args.output)
     rows = storm_table(result)
@@ -107,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
         from climode.plotting import animate_forecast, plot_forecast
 
         centres = storm_centres(result)
-        truth_track = _truth_track(args.data)
+        truth_track = _truth_track(_data(args))
         if args.plot:
             written = plot_forecast(result, args.plot, centres, truth_track)
             if not args.quiet and not args.json:

@@ -24,10 +24,13 @@ import numpy as np
 import xarray as xr
 
 from climode.data import lexicon
+from climode.data.mapping import units_hint, variable_hint
 from climode.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
+#: Attribute of an opened dataset naming its source's longitude convention ("0..360" or "-180..180").
+LON_CONVENTION_ATTR = "climode_lon_convention"
 #: Where a time axis without units counts from a reference time, its unit by default.
 DEFAULT_OFFSET_UNITS = "hours"
 
@@ -241,10 +244,38 @@ def _open_raw(path: str, chunks, zarr: bool | None) -> xr.Dataset:
             with xr.open_dataset(path, chunks=None, **kwargs) as peek:  # metadata only
                 chunks = _file_chunks(peek, chunks)
         return xr.open_dataset(path, chunks=chunks, **kwargs)
-    except Exception as exc:  # backends raise many types for a bad file
-        first = (str(exc).splitlines() or [type(exc).__name__])[0]
-        kind = "zarr store" if use_zarr else "NetCDF file"
-        raise DataError(f"cannot read {path}: not a readable {kind} ({first})") from None
+    except Exception:  # backends raise many types for a bad file: say what the file is instead
+        raise DataError(f"cannot read {path}: {describe_unreadable(path, use_zarr)}; {READABLE}") from None
+
+
+#: What :func:`open_dataset` reads, for error messages.
+READABLE = "climode reads NetCDF-3 and NetCDF-4/HDF5 files (.nc) and zarr stores (.zarr)"
+_MAGIC = ((b"CDF\x01", "a NetCDF-3 file"), (b"CDF\x02", "a NetCDF-3 (64-bit offset) file"),
+          (b"CDF\x05", "a NetCDF-3 (64-bit data) file"), (b"\x89HDF\r\n\x1a\n", "a NetCDF-4/HDF5 file"),
+          (b"GRIB", "a GRIB file"), (b"PK\x03\x04", "a zip archive"), (b"\x1f\x8b", "a gzip archive"))
+
+
+def describe_unreadable(path: str, zarr: bool = False) -> str:
+    """What the file or directory at ``path`` is, in a few words (it could not be opened)."""
+    p = Path(path)
+    if p.is_dir():
+        return ("a directory without zarr metadata (.zgroup/zarr.json)" if zarr
+                else "a directory, not a file: give the files in it (e.g. 'DIR/*.nc') or a zarr store")
+    try:
+        with open(p, "rb") as fh:
+            head = fh.read(512)
+    except OSError as exc:
+        return f"cannot be opened ({exc.strerror or type(exc).__name__})"
+    if not head:
+        return "an empty file (0 bytes)"
+    for magic, what in _MAGIC:
+        if head.startswith(magic):
+            return f"{what} that the reader rejects (truncated or corrupt?)" if "NetCDF" in what else what
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        return f"not NetCDF or HDF5 ({p.stat().st_size} bytes of another binary format)"
+    return "a text file, not NetCDF"
 
 
 def _file_chunks(raw: xr.Dataset, chunks: Mapping[str, Any]) -> dict[str, Any]:
@@ -295,7 +326,7 @@ def _open_files(paths: list[str], spec: OpenSpec, *, chunks, zarr: bool | None) 
         listing = "; ".join(f"{Path(p).name}: {', '.join(v) or 'nothing'}" for p, v in found.items())
         raise DataError(
             f"{_missing_text(missing)} in {len(paths)} files ({listing}); "
-            f"map them with variables={{'{missing[0]}': 'name'}}"
+            f"map them with {variable_hint(missing[0], 'name')}"
         )
     return _combine([p for _, p in pieces], [path for path, _ in pieces])
 
@@ -351,9 +382,9 @@ def _missing_message(ds: xr.Dataset, missing: list[str], label: str) -> str:
         if any(v in lexicon.VARIABLES[m].on_levels for m in missing if m in lexicon.VARIABLES)
     ]
     if loose:
-        msg += f" ({', '.join(loose)} has no pressure level: map it explicitly, e.g. variables={{'{missing[0]}': '{loose[0]}'}}, if it is the right field)"
+        msg += f" ({', '.join(loose)} has no pressure level: map it explicitly, e.g. {variable_hint(missing[0], loose[0])}, if it is the right field)"
     else:
-        msg += f"; map names with variables={{'{missing[0]}': 'name_in_file'}}"
+        msg += f"; map names with {variable_hint(missing[0])}"
     return msg
 
 
@@ -670,7 +701,8 @@ def _convert_units(da: xr.DataArray, name: str, source_name: str, label: str, sp
     if units is None:
         raise DataError(
             f"{label}: variable {source_name!r} ({name}) has no units attribute; "
-            f"give them with units={{'{name}': '{var.units}'}} (or in the catalog entry)"
+            f"give them with {units_hint(name, var.units)} (or the units the values are in, e.g. "
+            f"{'hPa' if var.units == 'Pa' else 'knots'}; or in the catalog entry)"
         )
     factor = lexicon.conversion_factor(units, var.units)
     if factor is None:
@@ -678,7 +710,7 @@ def _convert_units(da: xr.DataArray, name: str, source_name: str, label: str, sp
             f"{label}: variable {source_name!r} ({name}) has units {units!r}, which cannot be converted to {var.units}; "
             f"known: {', '.join(lexicon.known_units(var.units)[:12])}, ..."
         )
-    if da.dtype.kind not in "f":
+    if da.dtype.kind not in "f" or da.dtype.itemsize < 4:  # float16 would overflow (1000 hPa = 1e5 Pa)
         da = da.astype(np.float32)
     attrs = {k: v for k, v in da.attrs.items() if k not in ("units", "standard_name", "long_name", "_FillValue", "missing_value", "scale_factor", "add_offset", "valid_range", "valid_min", "valid_max")}
     if factor != 1.0:
@@ -863,6 +895,8 @@ def _finish(ds: xr.Dataset, wanted: Mapping[str, str | None], label: str, min_ti
     ds = _sort_dedupe(ds, label)
     lon = np.asarray(ds["lon"].values, dtype=float)
     wrapped = np.mod(lon, 360.0)
+    # the source's longitude convention: forecasts are written back in it
+    ds.attrs[LON_CONVENTION_ATTR] = "-180..180" if lon.size and float(np.min(lon)) < 0 else "0..360"
     ds = ds.assign_coords(lon=wrapped, lat=np.asarray(ds["lat"].values, dtype=float))
     if np.unique(wrapped).size != wrapped.size:
         raise DataError(f"{label}: longitudes repeat after wrapping to 0..360 (e.g. both -180 and 180); drop the duplicate column")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 from dataclasses import dataclass, field
@@ -104,17 +105,24 @@ class Forecaster:
         return self.meta.get("description", f"{self.name} trained on {self.meta.get('trained_on', 'unknown data')}")
 
     # ------------------------------------------------------------------ inputs
-    def _open(self, data, units=None) -> xr.Dataset:
+    def _open(self, data, units=None, variables=None) -> xr.Dataset:
+        from climode.data.mapping import check_units, check_variables, option
         from climode.data.open import open_dataset
 
         if data is None:
             from climode.forecast.sample import default_sample
 
             data = default_sample()
+        wanted = list(self.variables)
+        if variables:
+            names = check_variables(variables, option("variables"), allowed=self.variables)
+            wanted = {v: names.get(v) for v in self.variables}
+        if units:
+            units = check_units(units, option("units"))
         try:
-            return open_dataset(data, self.variables, min_times=1, validate=False, units=units)
+            return open_dataset(data, wanted, min_times=1, validate=False, units=units)
         except DataError as exc:
-            if "no " in str(exc) and any(v in str(exc) for v in self.variables):
+            if any(f"no {v}" in str(exc) or f", {v} found" in str(exc) for v in self.variables):
                 source = self.path.name if self.path else "the bundled model"
                 raise DataError(f"{exc}; the checkpoint ({source}) forecasts {', '.join(self.variables)}: give data "
                                 "with those variables or a checkpoint trained on the data's") from exc
@@ -201,23 +209,32 @@ class Forecaster:
     # ------------------------------------------------------------------ predict
     def predict(self, data=None, times="+3h,+6h", *, basin=None, inputs=None, init=None,
                 members: int | None = None, units: dict[str, str] | None = None,
-                regrid_method: str = "bilinear") -> xr.Dataset:
+                regrid_method: str = "bilinear", variables: dict[str, str] | None = None,
+                progress: bool | None = False) -> xr.Dataset:
         """Fields at ``times`` (see :mod:`climode.forecast.times`) from the observations in ``data``.
 
-        ``units`` gives the units of variables that carry none (see :func:`climode.open_dataset`).
+        ``variables`` maps the model's variables to the data's names (``{'PSL': 'slp'}``);
+        ``units`` gives the units of variables that carry none or wrong ones (``{'PSL': 'hPa'}``,
+        see :func:`climode.open_dataset`).  ``progress``: a progress bar of the decoder steps
+        (True; None: only on a terminal) that appears once the forecast takes over
+        ``$CLIMODE_PROGRESS_DELAY`` seconds (2).  Longitudes come back in the data's own
+        convention (0..360 or -180..180, see :func:`climode.basins.to_convention`).
         ``regrid_method`` (``bilinear`` or ``conservative``) is how data on another grid spacing
         go to the model's grid and the forecast back (see :func:`regrid`).
         """
         import torch
 
         from climode.basins import subset
+        from climode.basins.boxes import contiguous_lon, to_convention
         from climode.basins.tiles import pad_dataset_with_nan
+        from climode.data.open import LON_CONVENTION_ATTR
         from climode.data.loader import hours_since
         from climode.forecast.times import parse_times
 
         _check_regrid_method(regrid_method)
-        ds = self._open(data, units)
-        ds = subset(ds, basin)
+        ds = self._open(data, units, variables)
+        convention = ds.attrs.get(LON_CONVENTION_ATTR, "0..360")
+        ds = contiguous_lon(subset(ds, basin))  # never a seam inside the domain that is not on the globe
         idx, notes = self._choose_inputs(ds, inputs, init)
         window = ds.isel(time=idx)[self.variables].load()  # only the input steps are read
         values = np.stack([window[v].values for v in self.variables], axis=1).astype(np.float32)  # [T, C, H, W]
@@ -243,7 +260,9 @@ class Forecaster:
         # the model's grid: regrid if the spacing differs, pad to the encoder stride with NaN
         original = window
         regridded = self._regrid_needed(window)
+        bar = ForecastProgress(self.model, request.hours, in_hours[observed], progress)
         if regridded:
+            bar.stage("regridding")
             window = self._model_grid(window, regrid_method)
             values = np.stack([window[v].values for v in self.variables], axis=1).astype(np.float32)
         stride = getattr(self.model.config, "stride", 1)
@@ -264,7 +283,7 @@ class Forecaster:
                                "(train an ELBO model such as latent_ode for ensembles)")
         # members sample z0 ~ q(z0 | inputs); a single forecast of a stochastic model uses the mean of q
         sample = bool(members) if stochastic else None
-        with torch.no_grad():
+        with torch.no_grad(), bar.decoding():
             out = self.model(batch, torch.from_numpy(in_hours)[None].expand(n, -1),
                              torch.tensor(request.hours, dtype=torch.float64)[None].expand(n, -1),
                              torch.from_numpy(observed.astype(np.float32))[None].expand(n, -1),
@@ -273,8 +292,11 @@ class Forecaster:
         pred = out.frames.float().cpu().numpy()  # [N, K, C, H, W]
         pred = self.normalizer.denormalize(pred, channel_axis=2)
         pred = np.where(valid[None, None], pred, np.nan)
+        bar.stage("regridding back" if regridded else "writing fields")
         result = self._to_dataset(pred, padded, crop, original if regridded else None, first_obs, init_time,
                                   request.hours, init_hours, ds, members, observed, regrid_method)
+        result = to_convention(result, convention)
+        bar.close()
         result.attrs["climode_notes"] = "; ".join(notes) if notes else ""
         result.attrs["history"] = history_line(call_text("Forecaster.predict", _data_label(data),
                                                          times=times, basin=basin, inputs=inputs, init=init,
@@ -369,6 +391,59 @@ class Forecaster:
         return out
 
 
+class ForecastProgress:
+    """A tqdm bar over a forecast: its stages (regridding, regridding back) and the decoder's steps
+    (forward calls of its Conv-Decoder G), counted by a forward hook.
+
+    ``progress`` False: none; None: only when stderr is a terminal.  The bar shows only once
+    the forecast has run ``$CLIMODE_PROGRESS_DELAY`` seconds (default 2), so short forecasts
+    stay silent.
+    """
+
+    def __init__(self, model, hours, obs_hours, progress: bool | None):
+        self.model = model
+        self.bar = None
+        if progress is False or not hasattr(getattr(model, "decoder", None), "register_forward_hook"):
+            return
+        import os
+
+        from tqdm.auto import tqdm
+
+        step = float(getattr(getattr(model, "config", None), "decoder_step", 0.0) or 0.0)
+        total = int(np.ceil((max(hours) - min(obs_hours)) / step)) + len(hours) if step > 0 else None
+        self.bar = tqdm(total=total, desc="climode forecast", unit="step", leave=False,
+                        delay=float(os.environ.get("CLIMODE_PROGRESS_DELAY", "2")),
+                        disable=None if progress is None else False)
+
+    def stage(self, text: str) -> None:
+        """Name the stage now running (shown if the bar is, once its delay has passed)."""
+        if self.bar is not None:
+            self.bar.set_description_str(f"climode forecast: {text}", refresh=False)
+            if not self.bar.disable and self.bar.format_dict["elapsed"] >= self.bar.delay:
+                self.bar.refresh()
+
+    @contextlib.contextmanager
+    def decoding(self):
+        """Count the decoder's steps while the block runs."""
+        if self.bar is None:
+            yield
+            return
+        self.stage("encoding and decoding")
+
+        def count(*_) -> None:  # a forward hook's return value would replace the module's output
+            self.bar.update(1)
+
+        handle = self.model.decoder.register_forward_hook(count)
+        try:
+            yield
+        finally:
+            handle.remove()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
 def _check_variables(variables: list[str], path, video: bool = False) -> None:
     """A checkpoint whose variables climode cannot read from data is refused at load time."""
     from climode.data.lexicon import CANONICAL
@@ -426,11 +501,9 @@ def _fill_nearest(values: np.ndarray) -> np.ndarray:
 
 def is_global_lon(lon) -> bool:
     """True for an evenly spaced longitude axis whose cells go once round the globe (n * step = 360)."""
-    lon = np.asarray(lon, dtype=np.float64)
-    if lon.size < 3:
-        return False
-    step = np.diff(lon)
-    return bool(np.allclose(step, step.mean(), rtol=1e-3) and abs(lon.size * step.mean() - 360.0) < 0.5 * step.mean())
+    from climode.basins.boxes import is_whole_circle
+
+    return is_whole_circle(lon)
 
 
 def _wrap_lon(values: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -571,12 +644,38 @@ def load_model(path: str | Path | None = None, device: str | None = "auto", *, v
 OUTPUT_SUFFIXES = (".nc", ".nc4", ".netcdf", ".zarr")  # what climode.io.write_dataset writes
 
 
-def check_output(path) -> Path:
-    """Refuse an output name :func:`write_forecast` cannot write, before any work is done."""
+def _check_suffix(path) -> Path:
     target = Path(path)
     if target.suffix.lower() not in OUTPUT_SUFFIXES:
         raise ClimodeError(f"cannot write {target}: use a .nc or .zarr file name")
     return target
+
+
+def check_output(path, *, inputs=(), overwrite: bool = False, flag: str = "output=",
+                 overwrite_hint: str = "overwrite=True") -> Path:
+    """Refuse, before any work is done, an output :func:`write_forecast` cannot or must not write:
+    a name that is not .nc/.zarr, one of ``inputs``, an existing file (unless ``overwrite``), an
+    existing directory, a place that is not writable (see :func:`climode.io.check_output_path`)."""
+    from climode.io import check_output_path
+
+    target = _check_suffix(path)
+    return check_output_path(target, inputs=inputs, overwrite=overwrite, flag=flag, overwrite_hint=overwrite_hint)
+
+
+def input_paths(data=None, checkpoint=None) -> list[str]:
+    """The files and stores a forecast reads (data and checkpoint), which no output may replace."""
+    from climode.data.open import resolve_files
+
+    paths: list[str] = []
+    if isinstance(data, xr.Dataset):
+        source = data.encoding.get("source")
+        paths += [source] if source else []
+    elif data is not None:
+        paths += resolve_files(data)
+    if checkpoint is not None:
+        base = Path(checkpoint)
+        paths += [str(p) for p in (base, base.with_suffix(".json"), base.with_suffix(".safetensors")) if p.exists()]
+    return paths
 
 
 def cf_encoded(ds: xr.Dataset) -> xr.Dataset:
@@ -606,24 +705,30 @@ def write_forecast(ds: xr.Dataset, path) -> Path:
 
     from climode.io import write_dataset
 
-    check_output(path)
+    _check_suffix(path)
     with zarr.config.set({"default_zarr_format": 2}):
         return write_dataset(cf_encoded(ds), path)
 
 
 def forecast(data=None, times="+3h,+6h", *, checkpoint=None, basin=None, inputs=None, init=None, members=None,
-             device="auto", output=None, regrid_method="bilinear") -> xr.Dataset:
-    """The function behind ``climode forecast``: predict and optionally write ``output`` (.nc or .zarr)."""
+             device="auto", output=None, overwrite: bool = False, regrid_method="bilinear",
+             variables: dict[str, str] | None = None, units: dict[str, str] | None = None,
+             progress: bool | None = False) -> xr.Dataset:
+    """The function behind ``climode forecast``: predict and optionally write ``output`` (.nc or .zarr).
+
+    ``output`` may not be one of the inputs, and may not exist unless ``overwrite=True``;
+    both are checked before anything runs.  ``variables``/``units``: see :meth:`Forecaster.predict`.
+    """
     if output is not None:
-        check_output(output)
+        check_output(output, inputs=input_paths(data, checkpoint), overwrite=overwrite)
     model = load_model(checkpoint, device)
     result = model.predict(data, times, basin=basin, inputs=inputs, init=init, members=members,
-                           regrid_method=regrid_method)
+                           regrid_method=regrid_method, variables=variables, units=units, progress=progress)
     result.attrs["history"] = history_line(call_text(
         "climode.forecast", _data_label(data),
         times=times, checkpoint=None if checkpoint is None else str(checkpoint), basin=basin, inputs=inputs,
-        init=init, members=members, regrid_method=_unless(regrid_method, "bilinear"),
-        output=None if output is None else str(output)))
+        init=init, members=members, regrid_method=_unless(regrid_method, "bilinear"), variables=variables,
+        units=units, output=None if output is None else str(output), overwrite=_unless(overwrite, False)))
     if output is not None:
         write_forecast(result, output)
     return result

@@ -13,16 +13,23 @@ after the first input; sorting and de-duplication are reported back.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 
 from climode.errors import ClimodeError
 
 _DURATION = re.compile(r"^([+-]?)(\d+(?:\.\d+)?)\s*([hdm])$", re.IGNORECASE)
-_ABSOLUTE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{1,2})(?::(\d{2}))?(?::(\d{2}))?)?$")
+#: ISO 8601 dates and times as numpy (``1996-01-17T06:00:00.000000000``), pandas and cftime
+#: (``1996-01-17 06:00:00``) and datetime print them: T or space, hours alone or with minutes,
+#: seconds and a fraction; an optional ``Z`` or UTC offset (``+00:00``).
+_ABSOLUTE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{1,2})(?::(\d{2})(?::(\d{2})(?:[.,](\d{1,12}))?)?)?"
+                       r"\s*(Z|[+-]\d{2}(?::?\d{2})?)?)?$", re.IGNORECASE)
+#: No duration past this many hours (a million years) is read: it is a typo, and would overflow.
+MAX_HOURS = 24.0 * 366 * 1_000_000
 _UNIT_HOURS = {"h": 1.0, "d": 24.0, "m": 1.0 / 60.0}
 HELP = ("use 60h (hours after the first input), +3h (after the last input), an absolute time such as "
-        "2000-08-03T12:00, or a range such as 60h..72h/3h")
+        "2000-08-03T12:00 (any ISO 8601 form numpy, pandas or cftime print), or a range such as 60h..72h/3h")
 
 
 @dataclass
@@ -40,6 +47,8 @@ def parse_duration(text: str) -> tuple[str, float]:
         raise ClimodeError(f"cannot read time {text!r}; {HELP}")
     sign, value, unit = m.groups()
     hours = float(value) * _UNIT_HOURS[unit.lower()]
+    if not math.isfinite(hours) or hours > MAX_HOURS:
+        raise ClimodeError(f"time {text.strip()!r} is too far away (more than {MAX_HOURS:g} h); {HELP}")
     return sign, -hours if sign == "-" else hours
 
 
@@ -47,22 +56,34 @@ def _absolute_hours(text: str, first_input, calendar: str | None) -> float | Non
     m = _ABSOLUTE.match(text.strip())
     if not m:
         return None
-    y, mo, d, hh, mi, ss = (int(g) if g else 0 for g in m.groups())
+    y, mo, d, hh, mi, ss = (int(g) if g else 0 for g in m.groups()[:6])
+    fraction, zone = m.group(7), m.group(8)
+    seconds = float(f"0.{fraction}") if fraction else 0.0
+    offset_hours = 0.0
+    if zone and zone.upper() != "Z":
+        sign = -1.0 if zone[0] == "-" else 1.0
+        digits = zone[1:].replace(":", "")
+        if int(digits[:2]) > 14 or int(digits[2:] or 0) > 59:
+            raise ClimodeError(f"time {text.strip()!r} has no valid UTC offset ({zone}); use Z or -12:00..+14:00")
+        offset_hours = sign * (int(digits[:2]) + int(digits[2:] or 0) / 60.0)
     import cftime
 
     ref = first_input
     calendar = getattr(ref, "calendar", None) or calendar or "standard"
     try:
         if isinstance(ref, cftime.datetime):
-            when = cftime.datetime(y, mo, d, hh, mi, ss, calendar=ref.calendar)
+            when = cftime.datetime(y, mo, d, hh, mi, ss, calendar=ref.calendar,
+                                   has_year_zero=getattr(ref, "has_year_zero", None))
         else:
             import pandas as pd
 
             when = pd.Timestamp(year=y, month=mo, day=d, hour=hh, minute=mi, second=ss)
             ref = pd.Timestamp(ref)
-    except ValueError as exc:
-        raise ClimodeError(f"time {text!r} does not exist in the data's calendar ({calendar}): {exc}") from exc
-    return (when - ref).total_seconds() / 3600.0
+        hours = (when - ref).total_seconds() / 3600.0
+    except (ValueError, OverflowError) as exc:  # pandas' OutOfBoundsDatetime is a ValueError
+        raise ClimodeError(f"time {text.strip()!r} does not exist in the data's calendar ({calendar}): "
+                           f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+    return hours + seconds / 3600.0 - offset_hours
 
 
 def _token_hours(text: str, first_input, init_hours: float, calendar: str | None) -> float:

@@ -58,18 +58,34 @@ def test_gif_frames_last_the_intended_milliseconds(forecaster, sample, tmp_path)
         assert durations == [ms] * 3
 
 
-@pytest.mark.skipif(not any(Path(d, "shapefiles/gshhs").exists() for d in ("/usr/share/cartopy/data",)),
-                    reason="Debian's python-cartopy-data is not installed")
-def test_coastlines_are_read_once_and_quietly(forecaster, sample, tmp_path, caplog):
+def test_maps_have_coastlines_and_labelled_gridlines_offline(forecaster, sample, tmp_path, monkeypatch):
+    """The shipped Natural Earth coastline is drawn (read once), with lat/lon labels; nothing downloads."""
+    import cartopy.crs as ccrs
+    import cartopy.feature
+    import matplotlib
+    from cartopy.mpl.gridliner import Gridliner
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     import climode.plotting as plotting
 
-    plotting._coastline_geometries.cache_clear()
+    monkeypatch.setattr("urllib.request.urlopen", lambda *a, **k: pytest.fail("a map tried to download"))
+    plotting.coastline_geometries.cache_clear()
     fc = forecaster.predict(sample, "+3h,+6h")
-    with caplog.at_level(logging.WARNING):
-        plotting.plot_forecast(fc, tmp_path / "a.png")
-        plotting.plot_forecast(fc, tmp_path / "b.png")
-    assert plotting._coastline_geometries.cache_info().misses == 1  # one read for four maps
-    assert not [r for r in caplog.records if r.name == "shapefile"]
+    for _, fig in plotting._maps(fc, None, None):
+        ax = fig.axes[0]
+        fig.canvas.draw()
+        coast = [a for a in ax.artists + ax.collections if isinstance(getattr(a, "_feature", None),
+                                                                        cartopy.feature.ShapelyFeature)]
+        assert coast, "no coastline artist on the map"
+        extent = ax.get_extent(ccrs.PlateCarree())
+        assert len(list(coast[0]._feature.intersecting_geometries(extent))) > 10  # the Americas' coasts
+        grids = [a for a in ax.artists if isinstance(a, Gridliner)]
+        labels = [t.get_text() for gl in grids for t in gl.label_artists if t.get_visible()]
+        assert any(text.endswith("°W") for text in labels) and any(text.endswith("°N") for text in labels), labels
+    plt.close("all")
+    assert plotting.coastline_geometries.cache_info().misses == 1
 
 
 def test_json_times_are_iso_8601_in_every_calendar(checkpoint, sample, tmp_path, capsys):
@@ -79,9 +95,9 @@ def test_json_times_are_iso_8601_in_every_calendar(checkpoint, sample, tmp_path,
     standard.to_netcdf(tmp_path / "standard.nc")
     iso = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$")
     docs = []
-    for data in ([], ["--data", str(tmp_path / "standard.nc")]):
+    for k, data in enumerate(([], ["--data", str(tmp_path / "standard.nc")])):
         assert main(["forecast", "--checkpoint", str(checkpoint), "--times", "+3h", "--output",
-                     str(tmp_path / "f.nc"), "--json", "--device", "cpu", *data]) == 0
+                     str(tmp_path / f"f{k}.nc"), "--json", "--device", "cpu", *data]) == 0
         docs.append(json.loads(capsys.readouterr().out))
     for doc in docs:
         stamps = [doc["forecast_reference_time"], *doc["inputs"], *(row["valid_time"] for row in doc["times"])]
@@ -145,16 +161,3 @@ def test_bad_input_is_one_line_and_exit_code_2(checkpoint, tmp_path, args, messa
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("climode: error:") and message in lines[0].lower(), proc.stderr
-
-
-def test_maps_draw_without_any_map_data(checkpoint, tmp_path, monkeypatch, caplog):
-    import climode.plotting as plotting
-
-    monkeypatch.setattr(plotting, "MAP_DATA_DIRS", ())
-    monkeypatch.setattr(plotting, "_warned", False)
-    monkeypatch.delenv("CLIMODE_MAP_DATA", raising=False)
-    png = tmp_path / "map.png"
-    assert main(["forecast", "--checkpoint", str(checkpoint), "--times", "+3h,+6h", "--output",
-                 str(tmp_path / "f.nc"), "--plot", str(png), "--quiet", "--device", "cpu"]) == 0
-    assert (tmp_path / "map_000.png").exists() and (tmp_path / "map_001.png").exists()
-    assert sum("without coastlines" in r.message for r in caplog.records) == 1

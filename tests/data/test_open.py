@@ -304,8 +304,11 @@ def test_bad_grids_and_files(tmp_path, cam_like, field):
     with pytest.raises(DataError, match=r"no files match .*nothing_\*\.nc"):
         climode.open_dataset(str(tmp_path / "nothing_*.nc"))
     (tmp_path / "garbage.nc").write_text("this is not netcdf")
-    with pytest.raises(DataError, match=r"cannot read .*garbage\.nc: not a readable NetCDF file"):
+    with pytest.raises(DataError, match=r"cannot read .*garbage\.nc: a text file, not NetCDF; climode reads"):
         climode.open_dataset(tmp_path / "garbage.nc")
+    (tmp_path / "cut.nc").write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(100))
+    with pytest.raises(DataError, match=r"cut\.nc: a NetCDF-4/HDF5 file that the reader rejects \(truncated"):
+        climode.open_dataset(tmp_path / "cut.nc")
 
 
 def test_time_step_counts_and_nan_handling(tmp_path, cam_like):
