@@ -220,7 +220,10 @@ def evaluate(forecaster, config: EvaluationConfig | None = None, progress: bool 
 
     from climode.training.data import VIDEO_SETS
 
+    from climode.evaluation.heldout import check_held_out
+
     config = config or EvaluationConfig()
+    check_held_out(forecaster.meta, config.data, config.split, config.n_sequences)
     trained_on_video = forecaster.meta.get("time_unit") == "frame" or \
         forecaster.meta.get("recipe", {}).get("data", {}).get("dataset") in VIDEO_SETS
     if config.data in VIDEO_SETS or trained_on_video:
