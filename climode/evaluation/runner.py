@@ -26,6 +26,7 @@ import torch
 from climode.errors import ConfigError
 from climode.metrics.cyclones import detect_centres
 from climode.metrics.streaming import OVERALL, FieldScoreAccumulator, TrackScoreAccumulator, bootstrap_ci
+from climode.models.inference import deterministic_forecast
 
 log = logging.getLogger(__name__)
 
@@ -285,8 +286,9 @@ def evaluate(forecaster, config: EvaluationConfig | None = None, progress: bool 
                     storms.add(seq_id, start + int(offset), truth_centres[b][k])
         for name, system in systems.items():
             with torch.no_grad():
-                out = system(inputs, batch["input_times"], batch["target_times"], batch["input_mask"].to(device),
-                             batch.get("static").to(device) if batch.get("static") is not None and name == "model" else None)
+                out = deterministic_forecast(
+                    system, inputs, batch["input_times"], batch["target_times"], batch["input_mask"].to(device),
+                    batch.get("static").to(device) if batch.get("static") is not None and name == "model" else None)
             pred = forecaster.normalizer.denormalize(out.frames.float().cpu().numpy(), channel_axis=2)
             pred = np.where(valid, pred, np.nan)
             for lead_hours, rows in groups.items():

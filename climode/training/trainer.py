@@ -35,6 +35,7 @@ from torch.utils.data import DataLoader, Sampler
 from climode.data.loader import collate_windows, worker_init
 from climode.errors import ClimodeError, ConfigError
 from climode.models.discriminators import ImageDiscriminator, SequenceDiscriminator
+from climode.models.inference import deterministic_forecast
 from climode.training import checkpoint as ckpt
 from climode.training.data import TrainingData, build_training_data
 from climode.training.host_memory import keep_freed_memory, release_large_blocks
@@ -322,8 +323,8 @@ class Trainer:
         sample = None
         for batch in loader:
             batch = _to_device(batch, self.device)
-            out = self.model(batch["inputs"], batch["input_times"], batch["target_times"], batch["input_mask"],
-                             batch.get("static"))
+            out = deterministic_forecast(self.model, batch["inputs"], batch["input_times"], batch["target_times"],
+                                         batch["input_mask"], batch.get("static"))
             valid = torch.isfinite(batch["targets"]) & (batch["target_mask"] > 0)[..., None, None, None]
             err = torch.where(valid, out.frames - torch.nan_to_num(batch["targets"]), torch.zeros(()))
             sums["l1"] += float(err.abs().sum())

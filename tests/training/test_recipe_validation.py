@@ -65,8 +65,8 @@ def test_model_config_is_checked_against_the_models_config_class(tiny_recipe):
         load_recipe(tiny_recipe, ["model.name=vidode_e", "model.config.use_composition=false"])
     # also when the recipe's value is the config class's default (use_warp=True), which a
     # checkpoint's full config may hold and which is then replaced silently
-    with pytest.raises(ConfigError, match=r"model\.config\.use_warp: model 'vidode_a' fixes use_warp=False"):
-        load_recipe(tiny_recipe, ["model.name=vidode_a", "model.config.use_warp=true"])
+    with pytest.raises(ConfigError, match=r"model\.config\.use_warp: model 'vidode_b' fixes use_warp=False"):
+        load_recipe(tiny_recipe, ["model.name=vidode_b", "model.config.use_warp=true"])
     assert load_recipe(tiny_recipe, ["model.name=vidode_b"]).model.name == "vidode_b"
 
 
