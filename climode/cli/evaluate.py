@@ -31,11 +31,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--report", help="write a markdown report here")
     p.add_argument("--json", dest="json_path", help="write the results as JSON here")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="torch intra-op threads (default: torch's choice); recorded in meta.reproducibility: two runs "
+                        "agree to the byte with the same versions and thread count")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from climode.errors import ConfigError
     from climode.evaluation import EvaluationConfig, evaluate
     from climode.evaluation.report import markdown_report, results_json
     from climode.forecast import load_model
@@ -43,6 +47,12 @@ def run(args: argparse.Namespace) -> int:
 
     from climode.training.data import VIDEO_SETS
 
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ConfigError(f"--threads must be at least 1, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
     default = "persistence,pysteps" if args.data in VIDEO_SETS else "persistence,advection"
     baselines = [b.strip() for b in (args.baselines or default).split(",") if b.strip()]
     config = EvaluationConfig(data=args.data, split=args.split, n_sequences=args.sequences, windows=args.windows,

@@ -44,7 +44,7 @@ def evaluate_video(forecaster, config, progress: bool = True) -> dict[str, Any]:
     from climode.data.loader import WindowDataset, collate_windows
     from climode.data.sampling import get_protocol
     from climode.data.video import open_video_dataset
-    from climode.evaluation.runner import BASELINE_ALIASES, _lead_key, _window_leads
+    from climode.evaluation.runner import BASELINE_ALIASES, _lead_key, _window_leads, reproducibility_meta
     from climode.models.registry import get_model
     from climode.training.trainer import EpochSampler
 
@@ -125,6 +125,7 @@ def evaluate_video(forecaster, config, progress: bool = True) -> dict[str, Any]:
         "bootstrap": config.bootstrap,
         "scoring": "frames clipped to [0, 1]; SSIM with an 11x11 Gaussian window (sigma 1.5) on gray frames, "
                    f"PSNR per frame (capped at {PSNR_CAP_DB:g} dB) then averaged; CIs are means over windows",
+        "reproducibility": reproducibility_meta(),
     }
     return out
 
