@@ -18,6 +18,7 @@ Anything else is a :class:`~climode.errors.ConfigError` with a one-line fix.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from climode.errors import ConfigError
@@ -37,7 +38,7 @@ def _files(dataset: str) -> set[str]:
     from climode.data.open import resolve_files
 
     try:
-        return {str(f) for f in resolve_files(dataset)}
+        return {os.path.realpath(str(f)) for f in resolve_files(dataset)}
     except Exception:  # noqa: BLE001 - data not on this machine: nothing to compare
         return set()
 

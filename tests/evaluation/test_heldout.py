@@ -37,6 +37,9 @@ def test_file_needs_a_test_period_apart_from_the_training_period(season_file):
     with pytest.raises(ConfigError, match="trained on its test split"):
         check_held_out(_meta(dataset=season_file, split="test", periods={"test": "1990-01-01/1990-01-01"}),
                        season_file, "test", 1)
+    glob = season_file.rsplit("/", 1)[0] + "/*.nc"  # the same file by another name
+    with pytest.raises(ConfigError, match="no held-out test period"):
+        check_held_out(_meta(dataset=glob, split=None), season_file, "test", 1)
     periods = {"train": "1990-01-01/1990-01-01", "test": "1990-01-02/1990-01-02"}
     check_held_out(_meta(dataset=season_file, periods=periods), season_file, "test", 1)  # held-out period
 
