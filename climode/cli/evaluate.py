@@ -36,6 +36,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing --report or --json file")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                    help="where the model runs: auto (CUDA if available, default), cpu or cuda")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="torch intra-op threads (default: torch's choice); recorded in meta.reproducibility: two runs "
+                        "agree to the byte with the same versions and thread count")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=run)
 
@@ -59,6 +62,7 @@ def _check_outputs(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from climode.errors import ConfigError
     from climode.evaluation import EvaluationConfig, evaluate
     from climode.evaluation.report import markdown_report, results_json
     from climode.forecast import load_model
@@ -67,6 +71,12 @@ def run(args: argparse.Namespace) -> int:
     from climode.training.data import VIDEO_SETS
 
     _check_outputs(args)
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ConfigError(f"--threads must be at least 1, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
     default = "persistence,pysteps" if args.data in VIDEO_SETS else "persistence,advection"
     baselines = [b.strip() for b in (args.baselines or default).split(",") if b.strip()]
     config = EvaluationConfig(data=args.data, split=args.split, n_sequences=args.sequences, windows=args.windows,

@@ -46,6 +46,8 @@ __all__ = [
     "open_video_dataset",
     "KTH_TRAIN_PERSONS",
     "KTH_TEST_PERSONS",
+    "KTH_TRAIN_DEV_PERSONS",
+    "KTH_VALIDATION_PERSONS",
     "KTH_ACTIONS",
     "SYNTHETIC_DEFAULTS",
 ]
@@ -57,6 +59,9 @@ NPY_EXTS = (".npy",)
 
 KTH_TRAIN_PERSONS = tuple(range(1, 17))
 KTH_TEST_PERSONS = tuple(range(17, 26))
+#: model selection without the test persons: fit on persons 1-14, validate on 15-16 (both inside the paper's train)
+KTH_TRAIN_DEV_PERSONS = tuple(range(1, 15))
+KTH_VALIDATION_PERSONS = (15, 16)
 KTH_ACTIONS = ("boxing", "handclapping", "handwaving", "jogging", "running", "walking")
 _KTH_RE = re.compile(r"person(\d+)_([a-z]+)_d(\d+)", re.IGNORECASE)
 _ENV_NAME_RE = re.compile(r"\$\{?(\w+)")
@@ -77,7 +82,9 @@ SYNTHETIC_DEFAULTS: Mapping[str, Mapping[str, Any]] = {
         "size": 64,
     },
 }
-_SPLITS = ("train", "validation", "test", "all")
+_SPLITS = ("train", "validation", "test", "all", "train_dev")
+#: held out of ``train`` for model selection where a source has no validation split of its own
+_DEV_SPLITS = ("train_dev", "validation")
 _TEST_EVERY = 10  # fallback rule: clip k (name order) is test when k % 10 == 9
 
 
@@ -418,7 +425,10 @@ def _every_tenth(clips: list[Clip], split: str) -> list[Clip]:
         return [c for k, c in enumerate(clips) if k % _TEST_EVERY == _TEST_EVERY - 1]
     if split == "train":
         return [c for k, c in enumerate(clips) if k % _TEST_EVERY != _TEST_EVERY - 1]
-    raise ConfigError(f"split {split!r}: this dataset has splits train, test, all (no validation split)")
+    if split in _DEV_SPLITS:  # clip k % 10 == 8 validates, the rest of train fits
+        return [c for k, c in enumerate(clips) if (k % _TEST_EVERY == _TEST_EVERY - 2) == (split == "validation")
+                and k % _TEST_EVERY != _TEST_EVERY - 1]
+    raise ConfigError(f"split {split!r}: this dataset has splits train, test, train_dev, validation and all")
 
 
 def _folder_clips(root: Path, split: str) -> list[Clip]:
@@ -432,9 +442,11 @@ def _folder_clips(root: Path, split: str) -> list[Clip]:
 
 
 def _kth_clips(root: Path, split: str) -> list[Clip]:
-    persons = {"train": KTH_TRAIN_PERSONS, "test": KTH_TEST_PERSONS, "all": tuple(range(1, 100))}.get(split)
+    persons = {"train": KTH_TRAIN_PERSONS, "test": KTH_TEST_PERSONS, "train_dev": KTH_TRAIN_DEV_PERSONS,
+               "validation": KTH_VALIDATION_PERSONS, "all": tuple(range(1, 100))}.get(split)
     if persons is None:
-        raise ConfigError(f"KTH has splits train (persons 1-16), test (persons 17-25) and all; got {split!r}")
+        raise ConfigError(f"KTH has splits train (persons 1-16), test (persons 17-25), train_dev (1-14), "
+                          f"validation (15-16) and all; got {split!r}")
     clips = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
@@ -454,8 +466,11 @@ def _kth_clips(root: Path, split: str) -> list[Clip]:
 def _penn_clips(root: Path, split: str) -> list[Clip]:
     frames_dir = root / "frames"
     labels_dir = root / "labels"
+    if split in _DEV_SPLITS:  # every tenth clip of the official train split validates, the rest fits
+        train = _penn_clips(root, "train")
+        return [c for k, c in enumerate(train) if (k % _TEST_EVERY == _TEST_EVERY - 1) == (split == "validation")]
     if split not in ("train", "test", "all"):
-        raise ConfigError(f"Penn Action has splits train, test and all; got {split!r}")
+        raise ConfigError(f"Penn Action has splits train, test, train_dev, validation and all; got {split!r}")
     videos = sorted((d for d in frames_dir.iterdir() if d.is_dir()), key=lambda d: _natural_key(d.name))
     clips = []
     loadmat = None

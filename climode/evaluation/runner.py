@@ -26,6 +26,7 @@ import torch
 from climode.errors import ConfigError
 from climode.metrics.cyclones import detect_centres
 from climode.metrics.streaming import OVERALL, FieldScoreAccumulator, TrackScoreAccumulator, bootstrap_ci
+from climode.models.inference import deterministic_forecast
 
 log = logging.getLogger(__name__)
 
@@ -145,8 +146,9 @@ def training_climatology(forecaster, section, config: EvaluationConfig, stride: 
             source = f"per-cell time mean of the {clim.split} period {clim.periods[clim.split]} of {clim.dataset}"
         else:
             source = f"per-cell time mean of {clim.dataset} (no separate training split: includes the scored period)"
-        _CLIMATOLOGIES[key] = (values, {"source": source, "split": clim.split, "seeds": seeds,
-                                        "seconds": round(time.perf_counter() - t0, 2)})
+        # no timing in the results: two runs of one command must write byte-identical JSON
+        log.info("training climatology (%s) in %.1f s", source, time.perf_counter() - t0)
+        _CLIMATOLOGIES[key] = (values, {"source": source, "split": clim.split, "seeds": seeds})
     return _CLIMATOLOGIES[key]
 
 
@@ -220,7 +222,10 @@ def evaluate(forecaster, config: EvaluationConfig | None = None, progress: bool 
 
     from climode.training.data import VIDEO_SETS
 
+    from climode.evaluation.heldout import check_held_out
+
     config = config or EvaluationConfig()
+    check_held_out(forecaster.meta, config.data, config.split, config.n_sequences)
     trained_on_video = forecaster.meta.get("time_unit") == "frame" or \
         forecaster.meta.get("recipe", {}).get("data", {}).get("dataset") in VIDEO_SETS
     if config.data in VIDEO_SETS or trained_on_video:
@@ -282,8 +287,9 @@ def evaluate(forecaster, config: EvaluationConfig | None = None, progress: bool 
                     storms.add(seq_id, start + int(offset), truth_centres[b][k])
         for name, system in systems.items():
             with torch.no_grad():
-                out = system(inputs, batch["input_times"], batch["target_times"], batch["input_mask"].to(device),
-                             batch.get("static").to(device) if batch.get("static") is not None and name == "model" else None)
+                out = deterministic_forecast(
+                    system, inputs, batch["input_times"], batch["target_times"], batch["input_mask"].to(device),
+                    batch.get("static").to(device) if batch.get("static") is not None and name == "model" else None)
             pred = forecaster.normalizer.denormalize(out.frames.float().cpu().numpy(), channel_axis=2)
             pred = np.where(valid, pred, np.nan)
             for lead_hours, rows in groups.items():
@@ -383,5 +389,32 @@ def _results(forecaster, config, fields, tracks, has_tracks, counts, sequences, 
         "climatology": climatology,
         "bootstrap": config.bootstrap,
         "track_truth": "centres tracked in the true gridded fields with the same tracker as the forecasts",
+        "reproducibility": reproducibility_meta(),
     }
     return out
+
+
+#: packages whose versions decide the scores (data generation, models, metrics)
+SCORED_WITH = ("torch", "numpy", "scipy", "xarray", "dask", "torchdiffeq", "pysteps", "scikit-image", "opencv-python-headless")
+
+
+def reproducibility_meta() -> dict[str, Any]:
+    """What must match for two runs of one command to write byte-identical JSON.
+
+    The same command, climode and package versions, and torch intra-op thread
+    count (``--threads``; float reductions may split differently over threads).
+    The results hold no timings.
+    """
+    import platform
+    from importlib import metadata
+
+    from climode import __version__
+
+    versions = {"climode": __version__, "python": platform.python_version()}
+    for name in SCORED_WITH:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return {"versions": versions, "torch_threads": torch.get_num_threads(), "machine": platform.machine(),
+            "contract": "same command, versions and torch_threads give byte-identical JSON"}

@@ -24,6 +24,7 @@ import torch
 from climode.errors import ConfigError
 from climode.metrics.image import LPIPS_WEIGHTS_ENV
 from climode.metrics.streaming import OVERALL, ImageScoreAccumulator, bootstrap_ci
+from climode.models.inference import deterministic_forecast
 
 #: baselines that make sense for video (advection needs U850/V850)
 VIDEO_BASELINES = ("persistence", "pysteps", "pysteps_lk", "pysteps_vet")
@@ -43,7 +44,7 @@ def evaluate_video(forecaster, config, progress: bool = True) -> dict[str, Any]:
     from climode.data.loader import WindowDataset, collate_windows
     from climode.data.sampling import get_protocol
     from climode.data.video import open_video_dataset
-    from climode.evaluation.runner import BASELINE_ALIASES, _lead_key, _window_leads
+    from climode.evaluation.runner import BASELINE_ALIASES, _lead_key, _window_leads, reproducibility_meta
     from climode.models.registry import get_model
     from climode.training.trainer import EpochSampler
 
@@ -87,7 +88,8 @@ def evaluate_video(forecaster, config, progress: bool = True) -> dict[str, Any]:
         leads = _window_leads(batch)
         for name, system in systems.items():
             with torch.no_grad():
-                out = system(inputs, batch["input_times"], batch["target_times"], batch["input_mask"].to(device))
+                out = deterministic_forecast(system, inputs, batch["input_times"], batch["target_times"],
+                                             batch["input_mask"].to(device))
             pred = np.clip(out.frames.float().cpu().numpy(), 0.0, 1.0)
             for b in range(pred.shape[0]):
                 k = np.flatnonzero(kept[b])
@@ -123,6 +125,7 @@ def evaluate_video(forecaster, config, progress: bool = True) -> dict[str, Any]:
         "bootstrap": config.bootstrap,
         "scoring": "frames clipped to [0, 1]; SSIM with an 11x11 Gaussian window (sigma 1.5) on gray frames, "
                    f"PSNR per frame (capped at {PSNR_CAP_DB:g} dB) then averaged; CIs are means over windows",
+        "reproducibility": reproducibility_meta(),
     }
     return out
 

@@ -8,8 +8,10 @@ switch on that is not part of the model (the discriminators of ablations C-E).
 Ablations (Vid-ODE paper, Table 4) are fixed switches on :class:`ModelConfig`; a
 config that contradicts a fixed switch is a ConfigError:
 
-- ``vidode_a`` ODE-Conv: no ConvGRU (the latest encoded frame replaces the state),
-  G's D used as the frame, no adversarial loss;
+- ``vidode_a`` ODE-Conv, the paper's "simple baseline ODE-Conv (A)": Table 4's (A) row
+  repeats Table 1's KTH ODE-Conv row digit for digit, so (A) is the ODE-Conv baseline
+  (channel-wise concatenated frames into the Conv-Encoder, convolutional ODE, frames
+  decoded directly), the same model as ``ode_conv``; no adversarial loss;
 - ``vidode_b`` vanilla Vid-ODE: ODE-ConvGRU encoder, decoder ODE, D as the frame;
 - ``vidode_c`` = B + adversarial learning (``training_flags``: discriminators);
 - ``vidode_d`` = C + optical-flow warping (the warped frame is the output);
@@ -59,9 +61,9 @@ _B = "climode.models.baselines."
 _ENTRIES = [
     ModelEntry("vidode", "Vid-ODE: ODE-ConvGRU encoder, decoder ODE, G with warping and composition Psi",
                VIDODE, "climode.models.vidode", "VidODE", None, training={"discriminators": True}),
-    ModelEntry("vidode_a", "Table 4 (A) ODE-Conv: no ConvGRU, decoder ODE, D as the frame, no GAN",
-               VIDODE, "climode.models.vidode", "VidODE", None,
-               fixed={"use_convgru": False, "use_warp": False, "use_composition": False},
+    ModelEntry("vidode_a", "Table 4 (A) ODE-Conv: concatenated frames -> Conv-Encoder, conv ODE, frames decoded",
+               VIDODE, _B + "latent_ode", "LatentODE", "ODEConvConfig",
+               fixed={"encoder": "concat", "dynamics": "conv", "variational": False},
                training={"discriminators": False}),
     ModelEntry("vidode_b", "Table 4 (B) vanilla Vid-ODE: ODE-ConvGRU, decoder ODE, D as the frame, no GAN",
                VIDODE, "climode.models.vidode", "VidODE", None,

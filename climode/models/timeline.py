@@ -10,8 +10,10 @@ Conventions (documented in docs/model.md):
 - The decoder ODE is solved once, from t_1, over the union of every time the
   recursion needs: the anchors, the internal grid and the query times.
 - The flow/difference/mask recursion for a query time s starts from the anchor
-  a = the last observation at or before s, steps on the fixed grid a + k*step
-  and ends with one step onto s when s is off the grid.  So the frame at s
+  a = the last observation before s (at s only for the first observation: a
+  query at a later observed time is reconstructed from the previous
+  observation, so reconstruction training cannot copy its target), steps on the
+  fixed grid a + k*step and ends with one step onto s when s is off the grid.  So the frame at s
   depends on s and the observations only, never on the other requested times.
 """
 
@@ -137,6 +139,8 @@ def plan_decoder(
         for k in range(k_count):
             s = query_times[b, k]
             j = np.searchsorted(t_obs, s + eps, side="right") - 1
+            if j > 0 and abs(s - t_obs[j]) <= eps:
+                j -= 1  # an observed time is reconstructed from the observation before it, never from itself
             if j < 0:
                 raise ModelInputError(
                     f"query time {s:g} of sample {b} is before its first observation {t_obs[0]:g}; "

@@ -263,3 +263,35 @@ def build_training_data(section: DataSection, multiple: int, seed: int, *,
         raise ConfigError("climate protocols need step_hours")
     return TrainingData(train, validation, normalizer, list(section.variables), "hour", grid=grid,
                         static=list(section.static))
+
+
+def check_time_units(config: dict[str, Any], recipe_keys: set[str], data: TrainingData, protocol) -> None:
+    """The model's time settings agree with the data and the protocol; ConfigError naming both otherwise.
+
+    ``time_unit`` is the data's; ``decoder_step`` (the recursion's step, in that unit) is
+    the protocol's grid step (``step_hours`` for climate fields, one frame for video);
+    ``time_scale`` must be set by the recipe when the data's unit is not the config
+    class's default unit (a default of 10 frames would silently mean 10 hours).
+    """
+    from climode.models.registry import config_class
+
+    name = config.get("_model")
+    cls = config_class(name) if name else None
+    fields = getattr(cls, "__dataclass_fields__", {})
+    if "decoder_step" not in fields:
+        return  # reference forecasts have no time settings
+    unit = config.get("time_unit", fields["time_unit"].default)
+    if unit != data.time_unit:
+        raise ConfigError(f"model.config.time_unit is {unit!r} but the data are in {data.time_unit}s; "
+                          f"set model.config.time_unit: {data.time_unit}")
+    if "time_scale" not in recipe_keys and unit != fields["time_unit"].default:
+        raise ConfigError(f"model.config.time_scale is the default {fields['time_scale'].default:g}, meant for "
+                          f"{fields['time_unit'].default}s, but the data are in {unit}s; set model.config.time_scale "
+                          f"(e.g. 24 for hours)")
+    step = float(getattr(protocol, "step_hours", None) or 1.0) if data.time_unit == "hour" else 1.0
+    decoder_step = float(config.get("decoder_step", fields["decoder_step"].default))
+    if abs(decoder_step - step) > 1e-9 * max(step, 1.0):
+        where = "data.protocol_args.step_hours" if data.time_unit == "hour" else "one frame of video"
+        raise ConfigError(f"model.config.decoder_step is {decoder_step:g} {unit}s but the protocol's step is {step:g} "
+                          f"{unit}s ({where}); set model.config.decoder_step: {step:g}")
+

@@ -48,6 +48,10 @@ class ModelSection:
             raise ConfigError(text if "model." in text else f"model.config ({self.name}): {text}") from exc
 
 
+#: the split every evaluation scores on by default; training on it is refused (see DataSection)
+TEST_SPLIT = "test"
+
+
 @dataclass
 class DataSection:
     """Where training windows come from and how they are drawn."""
@@ -73,8 +77,15 @@ class DataSection:
     #: file datasets: the time period of each split, e.g. {train: 1996-01-01/2003-12-31,
     #: validation: 2004-01-01/2004-12-31, test: 2005-01-01/2005-12-31} (inclusive ISO dates)
     periods: dict[str, str] | None = None
+    #: train on the held-out test split anyway (every later score on it is then a score on training data)
+    unsafe_train_on_test_split: bool = False
 
     def __post_init__(self) -> None:
+        if self.split == TEST_SPLIT and not self.unsafe_train_on_test_split:
+            raise ConfigError(
+                "data.split: test trains on the held-out test split, so every score on it would be a score on "
+                "training data; train on split train (validate on validation), or set "
+                "data.unsafe_train_on_test_split: true to do it anyway")
         if not self.variables:
             raise ConfigError("data.variables must name at least one variable, e.g. [U850, V850, PSL]")
         if self.periods:

@@ -26,6 +26,7 @@ from climode.errors import ClimodeError
 from climode.models.discriminators import ImageDiscriminator, SequenceDiscriminator
 from climode.models.precision import autocast
 from climode.models.vidode import VidODE, VidODEOutput
+from climode.training.adversarial import like_targets, sequences_ending_with
 from climode.training.losses import (
     LossWeights,
     diff_loss,
@@ -127,19 +128,19 @@ class TrainStep:
         losses.update(out.extra_losses)
         return losses
 
-    def _sequences(self, batch: dict, frames: torch.Tensor) -> torch.Tensor:
-        mask = batch["input_mask"].to(frames.dtype).view(*batch["input_mask"].shape, 1, 1, 1)
-        return torch.cat([batch["inputs"] * mask, torch.nan_to_num(frames)], dim=1)
-
     def _scores(self, batch: dict, frames: torch.Tensor) -> list[torch.Tensor]:
+        """D_img on each kept target frame, D_seq on Eq. 4's sequence ending at each (``frames``: real or fake).
+
+        NaN target cells are 0 on both sides (:mod:`climode.training.adversarial`).
+        """
         disc = self.discriminators
         scores = []
         with self._autocast(frames.device):
             if disc.image is not None:
                 keep = batch["target_mask"] > 0 if "target_mask" in batch else torch.ones(frames.shape[:2], dtype=torch.bool)
-                scores.append(disc.image(torch.nan_to_num(frames[keep])).float())
+                scores.append(disc.image(like_targets(frames, batch["targets"])[keep]).float())
             if disc.sequence is not None:
-                scores.append(disc.sequence(self._sequences(batch, frames)).float())
+                scores.append(disc.sequence(sequences_ending_with(batch, frames, disc.sequence.n_frames)).float())
         return scores
 
     def _require_finite(self, what: str, values: dict[str, torch.Tensor | float]) -> None:

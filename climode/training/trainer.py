@@ -35,8 +35,10 @@ from torch.utils.data import DataLoader, Sampler
 from climode.data.loader import collate_windows, worker_init
 from climode.errors import ClimodeError, ConfigError
 from climode.models.discriminators import ImageDiscriminator, SequenceDiscriminator
+from climode.models.inference import deterministic_forecast
 from climode.training import checkpoint as ckpt
-from climode.training.data import TrainingData, build_training_data
+from climode.data.sampling import get_protocol
+from climode.training.data import TrainingData, build_training_data, check_time_units
 from climode.training.host_memory import keep_freed_memory, release_large_blocks
 from climode.training.recipe import Recipe
 from climode.training.step import Discriminators, NonFiniteError, TrainStep
@@ -124,6 +126,8 @@ def model_config_for(recipe: Recipe, data: TrainingData) -> dict[str, Any]:
     if n_static:
         config.setdefault("static_channels", n_static)
     config.setdefault("time_unit", data.time_unit)
+    check_time_units({**config, "_model": recipe.model.name}, set(recipe.model.config), data,
+                     get_protocol(recipe.data.protocol, **recipe.data.protocol_args))
     return config
 
 
@@ -322,8 +326,8 @@ class Trainer:
         sample = None
         for batch in loader:
             batch = _to_device(batch, self.device)
-            out = self.model(batch["inputs"], batch["input_times"], batch["target_times"], batch["input_mask"],
-                             batch.get("static"))
+            out = deterministic_forecast(self.model, batch["inputs"], batch["input_times"], batch["target_times"],
+                                         batch["input_mask"], batch.get("static"))
             valid = torch.isfinite(batch["targets"]) & (batch["target_mask"] > 0)[..., None, None, None]
             err = torch.where(valid, out.frames - torch.nan_to_num(batch["targets"]), torch.zeros(()))
             sums["l1"] += float(err.abs().sum())

@@ -34,3 +34,21 @@ def test_evaluate_writes_report_and_json(checkpoint, tmp_path, capsys, monkeypat
     assert doc["meta"]["climatology"]["seeds"] == [0]
     assert "max_wind_error_ms" in doc["meta"]["intensity"]["model"]["overall"]
     assert "| persistence |" in report.read_text()
+
+
+def test_two_runs_in_two_processes_write_byte_identical_json(tmp_path):
+    """The README's command, small: the JSON holds no timing, and records what two runs must share."""
+    import subprocess
+    import sys
+
+    paths = [tmp_path / "a.json", tmp_path / "b.json"]
+    for path in paths:
+        proc = subprocess.run([sys.executable, "-m", "climode", "evaluate", "--data", "synthetic_hurricanes",
+                               "--baselines", "persistence,advection", "--json", str(path), "--windows", "4",
+                               "--sequences", "1", "--climatology-sequences", "1", "--batch-size", "4",
+                               "--threads", "1", "--quiet", "--device", "cpu"],
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+    assert paths[0].read_bytes() == paths[1].read_bytes()
+    meta = strict_loads(paths[0].read_text())["meta"]["reproducibility"]
+    assert meta["torch_threads"] == 1 and meta["versions"]["torch"] and meta["versions"]["climode"]

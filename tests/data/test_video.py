@@ -60,6 +60,12 @@ def test_kth_split_by_person_and_decoding(kth_root):
     assert {c.meta["action"] for c in test.clips} == {"walking", "handclapping"}
     assert set(KTH_TRAIN_PERSONS).isdisjoint(KTH_TEST_PERSONS) and len(KTH_TRAIN_PERSONS) == 16
     assert len(open_video_dataset(kth_root, split="all", size=32)) == 4
+    # model selection never sees the test persons: validation is 15-16, fitting 1-14
+    from climode.data.video import KTH_TRAIN_DEV_PERSONS, KTH_VALIDATION_PERSONS
+
+    assert set(KTH_TRAIN_DEV_PERSONS) | set(KTH_VALIDATION_PERSONS) == set(KTH_TRAIN_PERSONS)
+    assert set(KTH_TRAIN_DEV_PERSONS).isdisjoint(KTH_VALIDATION_PERSONS)
+    assert [c.meta["person"] for c in open_video_dataset(kth_root, split="train_dev", size=32).clips] == [1, 2]
 
     clip = train.clip(0)  # person01, 12 frames
     assert clip.shape == (12, 3, 32, 32) and clip.dtype == np.float32

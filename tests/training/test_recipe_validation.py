@@ -65,8 +65,8 @@ def test_model_config_is_checked_against_the_models_config_class(tiny_recipe):
         load_recipe(tiny_recipe, ["model.name=vidode_e", "model.config.use_composition=false"])
     # also when the recipe's value is the config class's default (use_warp=True), which a
     # checkpoint's full config may hold and which is then replaced silently
-    with pytest.raises(ConfigError, match=r"model\.config\.use_warp: model 'vidode_a' fixes use_warp=False"):
-        load_recipe(tiny_recipe, ["model.name=vidode_a", "model.config.use_warp=true"])
+    with pytest.raises(ConfigError, match=r"model\.config\.use_warp: model 'vidode_b' fixes use_warp=False"):
+        load_recipe(tiny_recipe, ["model.name=vidode_b", "model.config.use_warp=true"])
     assert load_recipe(tiny_recipe, ["model.name=vidode_b"]).model.name == "vidode_b"
 
 
@@ -91,3 +91,19 @@ def test_written_recipe_round_trips(tiny_recipe, tmp_path):
     path = tmp_path / "again.yaml"
     path.write_text(yaml.safe_dump(recipe.to_dict()))
     assert load_recipe(path) == recipe
+
+
+def test_training_on_the_test_split_needs_the_loud_override(tiny_recipe):
+    import subprocess
+    import sys
+
+    # `climode train --check` and `climode train` both read the recipe through load_recipe
+    proc = subprocess.run([sys.executable, "-m", "climode", "train", str(tiny_recipe), "--set", "data.split=test",
+                           "--check"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    assert "climode: error:" in proc.stderr and "data.unsafe_train_on_test_split: true" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    with pytest.raises(ConfigError, match="trains on the held-out test split"):
+        load_recipe(tiny_recipe, ["data.split=test", "train.max_steps=1"])
+    recipe = load_recipe(tiny_recipe, ["data.split=test", "data.unsafe_train_on_test_split=true"])
+    assert recipe.data.split == "test"

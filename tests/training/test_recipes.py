@@ -27,7 +27,7 @@ def test_recipe_runs_one_step(path, tmp_path):
     overrides = ["train.max_steps=1", "train.epochs=null", "train.max_minutes=null", "data.batch_size=2",
                  "data.samples_per_epoch=2", "data.validation_split=null"]
     if recipe.data.dataset in ("kth", "moving_gif", "penn_action"):
-        overrides += ["data.dataset=bouncing_balls", "data.n_clips=4", "data.frame_size=64"]
+        overrides += ["data.dataset=bouncing_balls", "data.split=train", "data.n_clips=4", "data.frame_size=64"]
     if recipe.data.dataset == "bouncing_balls":
         overrides += ["data.n_clips=4"]
     if recipe.data.dataset in ("cam5_hurricane", "synthetic_hurricanes"):
@@ -39,3 +39,14 @@ def test_recipe_runs_one_step(path, tmp_path):
     result = Trainer(recipe, tmp_path / "run", device="cpu", progress=False).fit()
     assert result.steps == 1
     assert all(v == v for v in result.losses[0].values())  # finite, not NaN
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=[p.stem for p in RECIPES])
+def test_recipe_holds_out_its_test_data(path):
+    """No recipe validates on the test split; file datasets give the test split its own period."""
+    recipe = load_recipe(path)
+    assert recipe.data.split != "test" and recipe.data.validation_split != "test"
+    if recipe.data.dataset == "cam5_hurricane":
+        periods = recipe.data.periods or {}
+        assert {"train", "test"} <= set(periods) and recipe.data.split == "train"
+        assert recipe.data.validation_split in (None, *periods)

@@ -103,6 +103,16 @@ def gan_setup():
     return step, moving_blob_batch(size=32)
 
 
+def eq4_sequences(batch, last, n_frames=8):
+    """Eq. 4 for extrapolation, built by hand: per target s_k, [inputs, true targets before s_k, last[k]]."""
+    seqs = []
+    for k in range(batch["targets"].shape[1]):
+        seq = torch.cat([batch["inputs"], batch["targets"][:, :k], last[:, k : k + 1]], dim=1)
+        pad = seq.new_zeros(seq.shape[0], n_frames - seq.shape[1], *seq.shape[2:])
+        seqs.append(torch.cat([pad, seq], dim=1))
+    return torch.stack(seqs, dim=1).flatten(0, 1)  # [B * K, n_frames, ...], sample-major
+
+
 def generator_grads(step, g0, d_img, d_seq, batch):
     """d/dG of Eq. 7 for generator ``g0`` against discriminators (d_img, d_seq), computed independently."""
     g = copy.deepcopy(g0)
@@ -111,7 +121,7 @@ def generator_grads(step, g0, d_img, d_seq, batch):
     losses = ref.generator_losses(batch, out)
     for d in (d_img, d_seq):
         d.requires_grad_(False)
-    seq = torch.cat([batch["inputs"], out.frames], dim=1)
+    seq = eq4_sequences(batch, out.frames)
     w = step.weights
     total = (losses["recon"] + w.diff * losses["diff"] + w.img * ((d_img(out.frames.flatten(0, 1)) - 1) ** 2).mean()
              + w.seq * ((d_seq(seq) - 1) ** 2).mean())
@@ -132,8 +142,8 @@ def test_discriminator_gradient_is_its_own_loss_on_detached_fakes():
     step(batch)
     frames = g0(batch["inputs"], batch["input_times"], batch["target_times"], batch["input_mask"]).frames.detach()
     d_img, d_seq = d_pre
-    real_seq = torch.cat([batch["inputs"], batch["targets"]], dim=1)
-    fake_seq = torch.cat([batch["inputs"], frames], dim=1)
+    real_seq = eq4_sequences(batch, batch["targets"])
+    fake_seq = eq4_sequences(batch, frames)
     lsgan = lambda r, f: 0.5 * (((r - 1) ** 2).mean() + (f**2).mean())  # noqa: E731
     d_loss = (lsgan(d_img(batch["targets"].flatten(0, 1)), d_img(frames.flatten(0, 1)))
               + lsgan(d_seq(real_seq), d_seq(fake_seq)))
@@ -173,3 +183,42 @@ def test_missing_targets_never_enter_the_loss():
     dirty = step(batch).losses
     assert np.isfinite(dirty["recon"]) and np.isfinite(dirty["diff"])
     assert dirty["recon"] != clean["recon"]
+
+
+def _time_coded_batch():
+    """Interpolation: inputs at 0, 2, 4, 6 and targets at 1, 3, 5; every frame holds its own time."""
+    t_in, t_tg = torch.tensor([[0.0, 2, 4, 6]]), torch.tensor([[1.0, 3, 5]])
+    frame = lambda t: torch.full((1, 1, 8, 8), float(t))  # noqa: E731
+    return {"inputs": torch.stack([frame(t) for t in t_in[0]], dim=1), "input_times": t_in,
+            "input_mask": torch.ones(1, 4), "targets": torch.stack([frame(t) for t in t_tg[0]], dim=1),
+            "target_times": t_tg, "target_mask": torch.ones(1, 3)}
+
+
+def test_sequence_discriminator_sees_each_target_after_the_true_frames_before_it_in_time_order():
+    from climode.training.adversarial import sequences_ending_with
+
+    batch = _time_coded_batch()
+    fake = torch.full((1, 3, 1, 8, 8), -1.0)
+    real_seq = sequences_ending_with(batch, batch["targets"], 7)
+    fake_seq = sequences_ending_with(batch, fake, 7)
+    assert real_seq.shape == fake_seq.shape == (3, 7, 1, 8, 8)
+    values = real_seq[:, :, 0, 0, 0]
+    # s = 1: [0, 1]; s = 3: [0, 1, 2, 3]; s = 5: [0, ..., 5]; zero-padded at the front
+    assert values.tolist() == [[0, 0, 0, 0, 0, 0, 1], [0, 0, 0, 0, 1, 2, 3], [0, 0, 1, 2, 3, 4, 5]]
+    assert torch.equal(fake_seq[:, :-1], real_seq[:, :-1]) and bool((fake_seq[:, -1] == -1).all())
+
+
+def test_nan_target_cells_are_masked_alike_in_real_and_generated_frames():
+    step, batch = gan_setup()
+    batch["targets"][:, :, :, :4, :] = float("nan")  # e.g. grid padding
+    frames = torch.rand_like(batch["targets"])
+    d_img, d_seq = step.discriminators.modules
+    seen = []
+    d_img.register_forward_hook(lambda m, args, out: seen.append(("img", args[0])))
+    d_seq.register_forward_hook(lambda m, args, out: seen.append(("seq", args[0])))
+    step._scores(batch, batch["targets"])
+    step._scores(batch, frames)
+    (_, real_img), (_, real_seq), (_, fake_img), (_, fake_seq) = seen
+    for real, fake in ((real_img, fake_img), (real_seq[:, -1], fake_seq[:, -1])):
+        assert bool((real[..., :4, :] == 0).all()) and bool((fake[..., :4, :] == 0).all())
+        assert bool((fake[..., 4:, :] != 0).all())

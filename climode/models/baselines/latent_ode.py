@@ -15,9 +15,11 @@ One class, :class:`LatentODE`, configured by :class:`LatentODEConfig`:
   ``fc_grid`` x ``fc_grid`` grid, then a linear layer) and a fully-connected f (ODE-FC,
   Latent ODE).  f_phi (decoder) is always a separate network.
 - ``variational=True``: z0 ~ N(mu, sigma^2) with the reparameterisation trick and the
-  ELBO (Latent ODE); TrainStep adds KL(q(z0) || N(0, I)) from ``z0_mean``/``z0_std``
-  because ``sample_z0`` is True, and the model adds -E[log p(X | z)] over its observed
-  input frames (Gaussian, std ``obs_std``) to ``extra_losses["nll"]``.
+  ELBO (Latent ODE) per observed cell: the model puts -E[log p(X | z)] over its observed
+  input frames (Gaussian, std ``obs_std``; a mean over cells, as the target term
+  L_recon is) in ``extra_losses["nll"]`` and KL(q(z0) || N(0, I)) divided by the
+  observed cells per sample in ``extra_losses["kl"]`` (TrainStep weighs it by
+  ``loss.kl``).  Scored at the posterior mean (:mod:`climode.models.inference`).
 
 z0 sits at each sample's first observation (its origin); frames are decoded
 directly, X_hat(s) = Dec(z(s)), so a frame depends only on its own time.
@@ -112,7 +114,7 @@ class ODEConvConfig(LatentODEConfig):
 
 @dataclass
 class ELBOTerms:
-    """E_q[log p(X | z)], KL(q(z0) || N(0, I)) and the loss -ELBO = -(E[log p] - KL), per sample (batch mean)."""
+    """E_q[log p(X | z)], KL(q(z0) || N(0, I)) and the loss -ELBO = -(E[log p] - KL), per observed cell."""
 
     log_likelihood: torch.Tensor
     kl: torch.Tensor
@@ -203,11 +205,24 @@ class ODEDecoding:
             at_inputs = latents[torch.as_tensor(where[2], device=device), torch.as_tensor(obs_b, device=device)]
         return at_queries, at_inputs
 
-    def gaussian_nll(self, pred: torch.Tensor, target: torch.Tensor, batch: int) -> torch.Tensor:
-        """-log N(target; pred, obs_std^2) summed over cells and observed frames, averaged over the batch."""
+    def gaussian_nll(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """-log N(target; pred, obs_std^2) per cell: the mean over the cells of the observed frames.
+
+        A mean, like the target term L_recon, so neither term drowns the other
+        (a sum over cells made the forecast targets' gradient ~1e-4 of this one's).
+        """
         std = self.config.obs_std
         elem = 0.5 * ((target.float() - pred) / std) ** 2 + math.log(std) + 0.5 * math.log(2 * math.pi)
-        return elem.sum() / batch
+        return elem.mean()
+
+    @staticmethod
+    def kl_per_cell(mean: torch.Tensor, std: torch.Tensor, observed_cells: int, batch: int) -> torch.Tensor:
+        """KL(q(z0) || N(0, I)) per observed cell: the ELBO divided by the cells it explains.
+
+        With the NLL a mean over cells, dividing the KL (summed over latent cells,
+        per sample) by the observed cells per sample keeps the ELBO's own balance.
+        """
+        return kl_standard_normal(mean, std) / max(observed_cells / batch, 1.0)
 
     def elbo_terms(self, inputs, input_times, input_mask=None, static=None) -> ELBOTerms:
         """The ELBO of reconstructing the observed inputs with a sampled z0 (the paper's training)."""
@@ -223,7 +238,7 @@ class ODEDecoding:
         first = np.array([[t[b, np.flatnonzero(mask[b] > 0)[0]]] for b in range(batch)])
         out = self(inputs, input_times, first, input_mask, static, sample_z0=True)
         log_lik = -out.extra_losses["nll"]
-        kl = kl_standard_normal(out.z0_mean, out.z0_std)
+        kl = out.extra_losses["kl"]
         return ELBOTerms(log_likelihood=log_lik, kl=kl, loss=-(log_lik - kl))
 
 
@@ -314,7 +329,9 @@ class LatentODE(ODEDecoding, nn.Module):
         if want_inputs:
             obs_b, obs_t = np.nonzero(mask > 0)
             target = inputs[torch.as_tensor(obs_b, device=inputs.device), torch.as_tensor(obs_t, device=inputs.device)]
-            extra["nll"] = self.gaussian_nll(self.decode_latent(at_in, enc_size), target, batch)
+            extra["nll"] = self.gaussian_nll(self.decode_latent(at_in, enc_size), target)
+        if cfg.variational and sample:
+            extra["kl"] = self.kl_per_cell(mean, std, int((mask > 0).sum()) * inputs[0, 0].numel(), batch)
         return VidODEOutput(
             frames=frames,
             z0_mean=mean,

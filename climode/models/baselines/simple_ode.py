@@ -1,8 +1,11 @@
 """The two models of "Simple Video Generation using Neural ODEs" (papers/simple-video-generation-neural-odes).
 
 - :class:`SimpleODE` (its Section 5.1, Equation 1): a non-recurrent encoder q_phi
-  embeds each frame, z(t) = I(f_theta, q_phi(x_{t_0}), t_0, t) is solved from the
-  first observed frame's latent, and p_psi decodes each z(t).  Eq. 1 is
+  embeds each frame, z(t) = I(f_theta, q_phi(x_{t_K}), t_K, t) is solved from the
+  latent of the newest observed frame x_{t_K} (the paper writes the initial frame
+  x_{t_0}; for forecasting the frame nearest the forecast is the one that must
+  matter, and the ODE runs backwards to the earlier frames of Eq. 1's sum), and
+  p_psi decodes each z(t).  Eq. 1 is
   sum_i ||x_{t_i} - p_psi(z(t_i))||^2 + ||q_phi(x_{t_i}) - z(t_i)||^2 over the
   observed frames; the model puts both terms (means over cells, weighted by
   ``input_recon_weight`` and ``latent_weight``) in ``extra_losses`` as
@@ -13,13 +16,16 @@
   reparameterisation trick; p_psi(x | z(t)) = N(Dec(z(t)), obs_std^2) with
   obs_std = 1 as in the paper.  Training maximises the ELBO
   E_q[log p(x | z)] - KL(q || N(0, I)), i.e. minimises -E[log p] + KL.  (Eq. 2 as
-  printed adds the KL, a sign slip.)  The model puts -E[log p] over its observed
-  inputs in ``extra_losses["nll"]``; TrainStep adds the KL from ``z0_mean`` and
-  ``z0_std`` because ``config.sample_z0`` is True.  ``elbo_terms`` returns all three.
+  printed adds the KL, a sign slip.)  Both per observed cell: the model puts
+  -E[log p] over its observed inputs (a mean over cells, as the target term is) in
+  ``extra_losses["nll"]`` and the KL divided by the observed cells per sample in
+  ``extra_losses["kl"]``.  ``elbo_terms`` returns all three.  Scored at the
+  posterior mean (:mod:`climode.models.inference`).
 
 Both papers' models are trained as reconstruction (targets = the observed frames)
-and used for prediction by solving further along z(t).  z0 sits at each sample's
-first observation; queries before it are solved backwards.
+and used for prediction by solving further along z(t).  The VAE's z0 sits at each
+sample's first observation, the Eq. 1 model's at its newest; times before it are
+solved backwards.
 """
 
 from __future__ import annotations
@@ -90,6 +96,10 @@ def _origin(times: np.ndarray, obs: list[np.ndarray]) -> np.ndarray:
     return np.array([times[b, o[0]] for b, o in enumerate(obs)])
 
 
+def _newest(times: np.ndarray, obs: list[np.ndarray]) -> np.ndarray:
+    return np.array([times[b, o[-1]] for b, o in enumerate(obs)])
+
+
 def _observed(inputs: torch.Tensor, mask: np.ndarray) -> torch.Tensor:
     obs_b, obs_t = np.nonzero(mask > 0)
     return inputs[torch.as_tensor(obs_b, device=inputs.device), torch.as_tensor(obs_t, device=inputs.device)]
@@ -111,9 +121,10 @@ class SimpleODE(ODEDecoding, nn.Module):
         times, queries, mask, obs = prepare_inputs(self, inputs, input_times, query_times, input_mask, static)
         self.decoder_ode.reset_nfe()
         feats, lookup = encode_observed(self.encoder, inputs, mask, static, cfg)  # q_phi(x_{t_i})
-        z0 = feats[torch.as_tensor([lookup[b, o[0]] for b, o in enumerate(obs)], device=inputs.device)]
+        # z(t_K) = q_phi(x_{t_K}) at the newest observation; earlier inputs are reached backwards
+        z0 = feats[torch.as_tensor([lookup[b, o[-1]] for b, o in enumerate(obs)], device=inputs.device)]
         need_inputs = bool(cfg.input_recon_weight or cfg.latent_weight)
-        at_q, at_in = self.solve_latents(z0, _origin(times, obs), queries, times if need_inputs else None, mask)
+        at_q, at_in = self.solve_latents(z0, _newest(times, obs), queries, times if need_inputs else None, mask)
         frames = self.decode_latent(at_q, None).view(*queries.shape, *inputs.shape[2:])
         extra = {}
         if need_inputs:
@@ -157,8 +168,10 @@ class SimpleODEVAE(ODEDecoding, nn.Module):
         at_q, at_in = self.solve_latents(z0, _origin(times, obs), queries, times if cfg.elbo_on_inputs else None, mask)
         frames = self.decode_latent(at_q, None).view(*queries.shape, *inputs.shape[2:])
         extra = {}
+        if sample:
+            extra["kl"] = self.kl_per_cell(mean, std, int((mask > 0).sum()) * inputs[0, 0].numel(), inputs.shape[0])
         if cfg.elbo_on_inputs:
-            extra["nll"] = self.gaussian_nll(self.decode_latent(at_in, None), _observed(inputs, mask), inputs.shape[0])
+            extra["nll"] = self.gaussian_nll(self.decode_latent(at_in, None), _observed(inputs, mask))
         return VidODEOutput(
             frames=frames,
             z0_mean=mean,

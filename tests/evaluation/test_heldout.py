@@ -1,0 +1,67 @@
+"""climode evaluate refuses to score a checkpoint on the data it was trained on."""
+
+import copy
+
+import pytest
+
+from climode.errors import ConfigError
+from climode.evaluation import EvaluationConfig, evaluate
+from climode.evaluation.heldout import check_held_out
+
+
+@pytest.fixture(scope="module")
+def season_file(tmp_path_factory):
+    from climode.data.synthetic.hurricanes import generate
+
+    path = tmp_path_factory.mktemp("files") / "season.nc"
+    generate(seed=3, days=2, resolution=6.0).drop_vars(["track_lat", "track_lon", "track_psl"], errors="ignore") \
+        .to_netcdf(path)
+    return str(path)
+
+
+def _meta(**data):
+    return {"recipe": {"data": {"dataset": "synthetic_hurricanes", "split": "train", "n_sequences": 8, **data}}}
+
+
+def test_file_without_a_held_out_period_cannot_be_evaluated(forecaster, season_file):
+    trained = copy.copy(forecaster)
+    trained.meta = {**forecaster.meta, **_meta(dataset=season_file, split=None, validation_split=None)}
+    with pytest.raises(ConfigError, match=r"has no held-out test period .* trained on the whole of it; "
+                                          r"train with data.periods"):
+        evaluate(trained, EvaluationConfig(data=season_file, n_sequences=1, windows=2, bootstrap=10), progress=False)
+
+
+def test_file_needs_a_test_period_apart_from_the_training_period(season_file):
+    with pytest.raises(ConfigError, match="no held-out test period"):
+        check_held_out(_meta(dataset=season_file, periods={"train": "1990-01-01/1990-01-01"}), season_file, "test", 1)
+    with pytest.raises(ConfigError, match="trained on its test split"):
+        check_held_out(_meta(dataset=season_file, split="test", periods={"test": "1990-01-01/1990-01-01"}),
+                       season_file, "test", 1)
+    glob = season_file.rsplit("/", 1)[0] + "/*.nc"  # the same file by another name
+    with pytest.raises(ConfigError, match="no held-out test period"):
+        check_held_out(_meta(dataset=glob, split=None), season_file, "test", 1)
+    periods = {"train": "1990-01-01/1990-01-01", "test": "1990-01-02/1990-01-02"}
+    check_held_out(_meta(dataset=season_file, periods=periods), season_file, "test", 1)  # held-out period
+
+
+def test_other_files_are_held_out(season_file, tmp_path):
+    other = tmp_path / "other.nc"
+    other.write_bytes(b"")  # only its name matters: no file is shared with the training data
+    check_held_out(_meta(dataset=str(other), split=None), season_file, "test", 1)
+    check_held_out(_meta(), season_file, "test", 1)  # trained on the synthetic world: the file is new to it
+
+
+def test_synthetic_seeds_trained_on_cannot_be_scored():
+    check_held_out(_meta(), "synthetic_hurricanes", "test", 4)
+    with pytest.raises(ConfigError, match=r"trained on seeds \[0, 1, 2, 3\] of synthetic_hurricanes"):
+        check_held_out(_meta(), "synthetic_hurricanes", "train", 4)
+    with pytest.raises(ConfigError, match=r"seeds \[20000\]"):
+        check_held_out(_meta(split="test", seeds=[20000], unsafe_train_on_test_split=True),
+                       "synthetic_hurricanes", "test", 4)
+
+
+def test_video_checkpoint_cannot_be_scored_on_its_training_split():
+    check_held_out(_meta(dataset="kth", split="train_dev"), "kth", "test", 1)
+    for split in ("train", "validation", "all"):
+        with pytest.raises(ConfigError, match="trained on the train split of kth"):
+            check_held_out(_meta(dataset="kth", split="train"), "kth", split, 1)
