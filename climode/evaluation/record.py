@@ -26,7 +26,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import xarray as xr
 
 from climode.errors import ConfigError, DataError
 

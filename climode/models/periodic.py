@@ -23,7 +23,6 @@ from typing import Iterator
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from climode.models.warp import periodic_x
 

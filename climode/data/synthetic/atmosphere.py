@@ -118,7 +118,11 @@ class AtmosphereConfig:
 
 
 def require_physics():
-    """Import jax and dinosaur, or fail with the extra to install."""
+    """Import jax and dinosaur, or fail with the extra to install.
+
+    Compiled model steps are cached on disk (``$CLIMODE_CACHE/jax``, default
+    ``~/.cache/climode/jax``), so a resumed or repeated run skips the compile.
+    """
     try:
         import dinosaur  # noqa: F401
         import jax
@@ -127,6 +131,10 @@ def require_physics():
             f"the physical world needs jax and dinosaur ({exc.name} is missing); "
             "install them with: pip install 'climode[physics]'"
         ) from None
+    if jax.config.jax_compilation_cache_dir is None:
+        from climode.data.normalize import stats_cache_dir
+
+        jax.config.update("jax_compilation_cache_dir", str(stats_cache_dir().with_name("jax")))
     return jax
 
 
