@@ -331,7 +331,8 @@ class CycloneTracker:
         self.lat, self.lon = lat, lon
         self.dt = cfg.output_hours * 3600.0
 
-    def _velocity(self, u, v, storms: Cyclones, params, lat, lon):
+    def _velocity(self, u, v, params, lat, lon):
+        """Steering velocity (m/s): ``steering_factor`` x the model's wind at the centres plus beta drift."""
         su = _sample(u, self.lat, self.lon, lat, lon)
         sv = _sample(v, self.lat, self.lon, lat, lon)
         k = self.hw.steering_factor
@@ -345,10 +346,10 @@ class CycloneTracker:
         if storms.id.size and previous is not None:
             p = _storm_params(self.cfg.seed, storms.id, storms.lat)
             la, lo = storms.lat, storms.lon
-            u1, v1 = self._velocity(*previous, storms, p, la, lo)
+            u1, v1 = self._velocity(*previous, p, la, lo)
             la1 = la + v1 * dt / EARTH_RADIUS / _DEG
             lo1 = lo + u1 * dt / (EARTH_RADIUS * np.cos(la * _DEG)) / _DEG
-            u2, v2 = self._velocity(*current, storms, p, la1, lo1)
+            u2, v2 = self._velocity(*current, p, la1, lo1)
             u, v = 0.5 * (u1 + u2), 0.5 * (v1 + v2)
             lat = np.clip(la + v * dt / EARTH_RADIUS / _DEG, -89.0, 89.0)
             lon = (lo + u * dt / (EARTH_RADIUS * np.cos(0.5 * (la + lat) * _DEG)) / _DEG) % 360.0
@@ -399,7 +400,7 @@ class CycloneTracker:
         if not storms.id.size:
             return u, v, psl
         p = _storm_params(self.cfg.seed, storms.id, storms.lat)
-        ut, vt = self._velocity(u, v, storms, p, storms.lat, storms.lon)
+        ut, vt = self._velocity(u, v, p, storms.lat, storms.lon)
         glat, glon = np.meshgrid(self.lat, self.lon, indexing="ij")
         col = lambda x: np.asarray(x, dtype=np.float64)[:, None]  # noqa: E731
         deficit, du, dv = _vortex(self.hw, glat.ravel()[None, :], glon.ravel()[None, :], col(storms.lat),
