@@ -35,13 +35,27 @@ def register(subparsers) -> None:
     p_inspect.add_argument("--min-times", type=int, default=2, help="fewest time steps accepted (default 2)")
     p_inspect.set_defaults(func=_inspect)
 
-    p_synth = sub.add_parser("synth", help="generate a synthetic dataset and write it")
-    p_synth.add_argument("kind", choices=["hurricanes"], help="what to generate")
-    p_synth.add_argument("--output", "-o", required=True, help="output file (.nc or .zarr)")
+    p_synth = sub.add_parser(
+        "synth", help="generate a synthetic dataset and write it",
+        description="hurricanes: the analytic hurricane world (fast). atmosphere: the physical world, dinosaur's "
+                    "Held-Suarez atmosphere with tropical cyclones, global, written to a zarr store chunk by chunk "
+                    "(needs pip install 'climode[physics]'; rerun the same command to resume an interrupted run).")
+    p_synth.add_argument("kind", choices=["hurricanes", "atmosphere"], help="what to generate")
+    p_synth.add_argument("--output", "-o", required=True, help="output file (.nc or .zarr; atmosphere: .zarr)")
     p_synth.add_argument("--overwrite", action="store_true", help="replace an existing output (refused otherwise)")
     p_synth.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p_synth.add_argument("--days", type=float, help="length of the simulation in days")
-    p_synth.add_argument("--resolution", type=float, help="grid spacing in degrees")
+    p_synth.add_argument("--years", type=float, help="atmosphere: length in years of 365 days (default 1)")
+    p_synth.add_argument("--resolution",
+                         help="hurricanes: grid spacing in degrees; atmosphere: spectral truncation T21, T31 or "
+                              "T42 (default T42: 128 x 64 cells of 2.8 degrees)")
+    p_synth.add_argument("--layers", type=int, help="atmosphere: sigma levels (default 20)")
+    p_synth.add_argument("--spinup-days", type=float, help="atmosphere: model days run and discarded first "
+                                                           "(default 120)")
+    p_synth.add_argument("--dt-minutes", type=float, help="atmosphere: time step (default by resolution)")
+    p_synth.add_argument("--cyclones-per-day", type=float,
+                         help="atmosphere: genesis rate of tropical cyclones over the globe (default 0.4)")
+    p_synth.add_argument("--quiet", action="store_true", help="no progress bar")
     p_synth.set_defaults(func=_synth)
 
 
@@ -102,15 +116,24 @@ def _synth(args: argparse.Namespace) -> int:
     from climode.errors import ConfigError
     from climode.io import check_output_path, write_dataset
 
+    if args.kind == "atmosphere":
+        return _synth_atmosphere(args)
+    atmosphere_only = [f"--{k.replace('_', '-')}" for k in _ATMOSPHERE_OPTIONS if getattr(args, k) is not None]
+    if atmosphere_only:
+        raise ConfigError(f"{', '.join(atmosphere_only)} only apply to synth atmosphere")
     if Path(args.output).suffix.lower() not in (".nc", ".nc4", ".netcdf", ".zarr"):
         raise ConfigError(f"cannot write {args.output}: use a .nc or .zarr file name")
     check_output_path(args.output, overwrite=args.overwrite)
-    if args.kind == "hurricanes":
-        from climode.data.synthetic.hurricanes import generate
-    else:  # pragma: no cover - argparse restricts the choices
-        raise ConfigError(f"unknown synthetic kind {args.kind!r}")
+    from climode.data.synthetic.hurricanes import generate
+
     import inspect
 
+    if args.resolution is not None:
+        try:
+            args.resolution = float(args.resolution)
+        except ValueError:
+            raise ConfigError(f"--resolution {args.resolution!r} must be a grid spacing in degrees for "
+                              "synth hurricanes (T21, T31, T42 are for synth atmosphere)") from None
     params = {k: getattr(args, k) for k in ("days", "resolution") if getattr(args, k) is not None}
     accepted = inspect.signature(generate).parameters
     takes_any = any(p.kind is p.VAR_KEYWORD for p in accepted.values())
@@ -121,4 +144,26 @@ def _synth(args: argparse.Namespace) -> int:
     path = write_dataset(ds, args.output)
     log.info("wrote %s", path)
     print(f"wrote {path} ({', '.join(map(str, ds.data_vars))}; {dict(ds.sizes)})")
+    return 0
+
+
+_ATMOSPHERE_OPTIONS = ("years", "layers", "spinup_days", "dt_minutes", "cyclones_per_day")
+
+
+def _synth_atmosphere(args: argparse.Namespace) -> int:
+    from climode.data.synthetic.atmosphere import DAYS_PER_YEAR, AtmosphereConfig, generate_atmosphere, state_path
+    from climode.errors import ConfigError
+
+    if args.days is not None and args.years is not None:
+        raise ConfigError("give --years or --days, not both")
+    params = {k: getattr(args, k) for k in ("layers", "spinup_days", "dt_minutes", "cyclones_per_day")
+              if getattr(args, k) is not None}
+    if args.resolution is not None:
+        params["resolution"] = args.resolution
+    days = args.days if args.days is not None else (args.years if args.years is not None else 1.0) * DAYS_PER_YEAR
+    cfg = AtmosphereConfig(seed=args.seed, days=days, **params)
+    path = generate_atmosphere(args.output, cfg, progress=not args.quiet)
+    log.info("wrote %s", path)
+    print(f"wrote {path} (U850, V850, PSL and cyclone tracks; {cfg.n_frames} steps of {cfg.output_hours} h on the "
+          f"{cfg.resolution} grid; run state kept in {state_path(path).name})")
     return 0

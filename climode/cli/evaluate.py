@@ -10,7 +10,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               description="Score a model and reference forecasts on the same held-out windows.")
     p.add_argument("--checkpoint", help="checkpoint to score (default: the bundled model)")
     p.add_argument("--data", default="synthetic_hurricanes",
-                   help="catalog name or path (synthetic_hurricanes means its held-out test seeds), or a video "
+                   help="catalog name or path (synthetic_hurricanes means its held-out test seeds; an entry marked "
+                        "evaluation_only, such as ncl_storm_1996, is scored over its whole record), or a video "
                         "benchmark (bouncing_balls, moving_mnist, kth, penn_action, moving_gif: scored with SSIM, "
                         "PSNR, MSE, MAE)")
     p.add_argument("--split", default="test",
@@ -31,6 +32,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--climatology-sequences", type=int, metavar="N",
                    help="training seasons averaged into the ACC climatology (default: those the checkpoint "
                         "was trained on)")
+    p.add_argument("--whole-record", action="store_true",
+                   help="the data are an evaluation-only record (a file, or a catalog entry marked evaluation_only, "
+                        "which implies this): score every window of the checkpoint's number of inputs at the "
+                        "record's own spacing, against persistence and pysteps")
+    p.add_argument("--leads", metavar="H,H",
+                   help="record: lead hours after each initial time (default: one and two steps of the record)")
     p.add_argument("--report", help="write a markdown report here")
     p.add_argument("--json", dest="json_path", help="write the results as JSON here")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --report or --json file")
@@ -64,10 +71,8 @@ def _check_outputs(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     from climode.errors import ConfigError
     from climode.evaluation import EvaluationConfig, evaluate
-    from climode.evaluation.report import markdown_report, results_json
+    from climode.evaluation.record import RecordEvaluationConfig, evaluate_record, is_evaluation_only
     from climode.forecast import load_model
-    from climode.io import atomic_write_text
-
     from climode.training.data import VIDEO_SETS
 
     _check_outputs(args)
@@ -77,14 +82,33 @@ def run(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    default = "persistence,pysteps" if args.data in VIDEO_SETS else "persistence,advection"
+    record = args.whole_record or is_evaluation_only(args.data)
+    if args.leads and not record:
+        raise ConfigError("--leads applies to an evaluation-only record (--whole-record); other data use the "
+                          "checkpoint's protocol")
+    default = "persistence,pysteps" if args.data in VIDEO_SETS or record else "persistence,advection"
     baselines = [b.strip() for b in (args.baselines or default).split(",") if b.strip()]
+    if record:
+        try:
+            leads = [float(h.strip().lstrip("+").rstrip("h")) for h in args.leads.split(",")] if args.leads else None
+        except ValueError:
+            raise ConfigError(f"--leads {args.leads!r} must be comma-separated hours, e.g. 6,12") from None
+        model = load_model(args.checkpoint, args.device)
+        results = evaluate_record(model, RecordEvaluationConfig(data=args.data, leads=leads, baselines=baselines,
+                                                                seed=args.seed), progress=not args.quiet)
+        return _write(args, results)
     config = EvaluationConfig(data=args.data, split=args.split, n_sequences=args.sequences, windows=args.windows,
                               batch_size=args.batch_size, baselines=baselines, seed=args.seed,
                               climatology_sequences=args.climatology_sequences, clips=args.clips,
                               lpips_weights=args.lpips_weights)
     model = load_model(args.checkpoint, args.device, video=True)
-    results = evaluate(model, config, progress=not args.quiet)
+    return _write(args, evaluate(model, config, progress=not args.quiet))
+
+
+def _write(args: argparse.Namespace, results: dict) -> int:
+    from climode.evaluation.report import markdown_report, results_json
+    from climode.io import atomic_write_text
+
     report = markdown_report(results)
     if args.report:
         atomic_write_text(args.report, report)

@@ -30,7 +30,7 @@ DRIVERS = ("netcdf", "zarr", "synthetic", "video")
 CATALOG_ENV = "CLIMODE_CATALOG"
 _FIELDS = {
     "driver", "description", "paths", "variables", "units", "licence", "license", "obtain",
-    "calendar", "generator", "args", "splits",
+    "calendar", "generator", "args", "splits", "evaluation_only",
 }
 _ENV_RE = re.compile(r"\$(\w+)")
 
@@ -106,6 +106,8 @@ class CatalogEntry:
     generator: str | None = None
     args: Mapping[str, Any] = field(default_factory=dict)
     splits: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+    #: held out for good: ``climode evaluate`` scores windows rolled over the whole record, training refuses it
+    evaluation_only: bool = False
     environment: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @property
@@ -327,6 +329,9 @@ def _entry(name: str, spec: Any, where: Path, environment: Mapping[str, str]) ->
     for (a, (_, a_hi)), (b, (b_lo, _)) in zip(ranges, ranges[1:]):
         if b_lo <= a_hi:
             raise bad(f"seed ranges of splits {a!r} and {b!r} overlap")
+    evaluation_only = spec.get("evaluation_only", False)
+    if not isinstance(evaluation_only, bool):
+        raise bad(f"'evaluation_only' must be true or false, got {evaluation_only!r}")
     if driver == "synthetic" and not spec.get("generator"):
         raise bad("driver synthetic needs 'generator: module.path:function'")
     return CatalogEntry(
@@ -342,5 +347,6 @@ def _entry(name: str, spec: Any, where: Path, environment: Mapping[str, str]) ->
         generator=spec.get("generator"),
         args=dict(mappings["args"]),
         splits=splits,
+        evaluation_only=evaluation_only,
         environment=environment,
     )

@@ -49,10 +49,16 @@ def markdown_report(results: dict[str, Any]) -> str:
     leads = list(results[systems[0]]["leads"])
     variables = [v for v in results[systems[0]]["overall"] if v != "track"]
     clim = meta.get("climatology", {}).get("source", "unknown")
-    lines = [f"# climode evaluation: {meta['model']} on {meta['data']} ({meta['split']})", "",
-             f"{meta['n_windows']} windows, {meta['n_storms']} distinct truth storms ({meta['n_storm_times']} "
-             f"truth storm-times over all windows and valid times), seeds {meta['seeds']}; "
-             f"95% bootstrap intervals over windows ({meta['bootstrap']} resamples); ACC against the {clim}.", ""]
+    if meta.get("evaluation_only"):
+        lines = [f"# climode evaluation: {meta['model']} on {meta['data']} (evaluation-only record)", "",
+                 f"{meta['n_windows']} windows: {meta['protocol']}; {meta['n_storms']} distinct truth lows "
+                 f"({meta['n_storm_times']} truth centre-times); scored on {meta['scored_cells']}; 95% bootstrap "
+                 f"intervals over windows ({meta['bootstrap']} resamples); no ACC (no training climatology).", ""]
+    else:
+        lines = [f"# climode evaluation: {meta['model']} on {meta['data']} ({meta['split']})", "",
+                 f"{meta['n_windows']} windows, {meta['n_storms']} distinct truth storms ({meta['n_storm_times']} "
+                 f"truth storm-times over all windows and valid times), seeds {meta['seeds']}; "
+                 f"95% bootstrap intervals over windows ({meta['bootstrap']} resamples); ACC against the {clim}.", ""]
     for v in variables:
         lines += [f"## {v}: latitude-weighted RMSE", "",
                   "| system | " + " | ".join(f"+{h} h" for h in leads) + " | overall | 95% CI | ACC |",

@@ -238,6 +238,7 @@ def evaluate(forecaster, config: EvaluationConfig | None = None, progress: bool 
 
     from climode.data.loader import WindowDataset, collate_windows
     from climode.data.sampling import get_protocol
+    from climode.models.periodic import is_periodic_grid, periodic_longitude
     from climode.training.data import climate_sequences, static_channels
     from climode.training.trainer import EpochSampler
 
@@ -252,6 +253,7 @@ def evaluate(forecaster, config: EvaluationConfig | None = None, progress: bool 
     loader = DataLoader(dataset, batch_size=config.batch_size, collate_fn=collate_windows,
                         sampler=EpochSampler(len(dataset), 0, config.seed, shuffle=False))
     lat, lon = sequences[0]["lat"].values, sequences[0]["lon"].values
+    periodic = is_periodic_grid(lon)
     climatology, clim_meta = training_climatology(forecaster, section, config, stride)
     systems = _systems(forecaster, config.baselines, lat, lon)
     fields = {name: FieldScoreAccumulator(forecaster.variables, lat, climatology=climatology, spectra=False)
@@ -286,7 +288,7 @@ def evaluate(forecaster, config: EvaluationConfig | None = None, progress: bool 
                 for k, offset in enumerate(spec.target_offsets):
                     storms.add(seq_id, start + int(offset), truth_centres[b][k])
         for name, system in systems.items():
-            with torch.no_grad():
+            with torch.no_grad(), periodic_longitude(system, periodic):  # a global grid wraps in longitude
                 out = deterministic_forecast(
                     system, inputs, batch["input_times"], batch["target_times"], batch["input_mask"].to(device),
                     batch.get("static").to(device) if batch.get("static") is not None and name == "model" else None)

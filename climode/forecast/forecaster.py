@@ -230,6 +230,7 @@ class Forecaster:
         from climode.data.open import LON_CONVENTION_ATTR
         from climode.data.loader import hours_since
         from climode.forecast.times import parse_times
+        from climode.models.periodic import is_periodic_grid, periodic_longitude
 
         _check_regrid_method(regrid_method)
         ds = self._open(data, units, variables)
@@ -283,7 +284,11 @@ class Forecaster:
                                "(train an ELBO model such as latent_ode for ensembles)")
         # members sample z0 ~ q(z0 | inputs); a single forecast of a stochastic model uses the mean of q
         sample = bool(members) if stochastic else None
-        with torch.no_grad(), bar.decoding():
+        # a global grid wraps in longitude inside every spatial layer (climode.models.periodic)
+        periodic = is_periodic_grid(window["lon"].values, padded.sizes["lon"])
+        if periodic:
+            log.debug("global grid: the model's convolutions and warping wrap round in longitude")
+        with torch.no_grad(), bar.decoding(), periodic_longitude(self.model, periodic):
             out = self.model(batch, torch.from_numpy(in_hours)[None].expand(n, -1),
                              torch.tensor(request.hours, dtype=torch.float64)[None].expand(n, -1),
                              torch.from_numpy(observed.astype(np.float32))[None].expand(n, -1),

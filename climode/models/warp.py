@@ -2,7 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from typing import Iterator
+
 import torch
+
+#: whether :func:`warp` wraps in x (set by :func:`climode.models.periodic.periodic_longitude`)
+_PERIODIC_X: contextvars.ContextVar[bool] = contextvars.ContextVar("climode_periodic_x", default=False)
+
+
+@contextlib.contextmanager
+def periodic_x(enabled: bool = True) -> Iterator[None]:
+    """Within this context, :func:`warp` samples across the x edges periodically (a global longitude axis)."""
+    token = _PERIODIC_X.set(enabled)
+    try:
+        yield
+    finally:
+        _PERIODIC_X.reset(token)
 
 
 def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
@@ -12,7 +29,8 @@ def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     input at p - flow(p), so the content moves by ``flow``.  The interpolation
     weights are computed from the fractional part of the source coordinate, so
     a zero flow is exactly the identity and an integer flow an exact shift
-    (the published code's grid convention broke both).
+    (the published code's grid convention broke both).  Inside :func:`periodic_x`
+    the x axis wraps round (column -1 is column w-1) instead of padding by its border.
     """
     n, c, h, w = image.shape
     flow = flow.float()
@@ -26,7 +44,10 @@ def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     wy = (src_y - y0).unsqueeze(1)
     x0i = x0.long()
     y0i = y0.long()
-    x_lo, x_hi = x0i.clamp(0, w - 1), (x0i + 1).clamp(0, w - 1)
+    if _PERIODIC_X.get():
+        x_lo, x_hi = x0i.remainder(w), (x0i + 1).remainder(w)
+    else:
+        x_lo, x_hi = x0i.clamp(0, w - 1), (x0i + 1).clamp(0, w - 1)
     y_lo, y_hi = y0i.clamp(0, h - 1), (y0i + 1).clamp(0, h - 1)
     flat = image.reshape(n, c, h * w)
 

@@ -230,6 +230,10 @@ def build_training_data(section: DataSection, multiple: int, seed: int, *,
         validation = make(val_frames, section.validation_windows, seed + 1) if val_frames is not None else None
         return TrainingData(train, validation, normalizer, variables, "frame",
                             grid={"shape": list(train_frames.shape[-2:])})
+    entry = _catalog_entry(section.dataset)
+    if entry is not None and entry.evaluation_only:
+        raise ConfigError(f"{section.dataset!r} is marked evaluation_only in the catalog: never train, tune or select "
+                          f"checkpoints on it; score a model on it with climode evaluate --data {section.dataset}")
     train_seqs = climate_sequences(section, section.split, section.n_sequences, multiple, validate=False)
     # files are validated by the statistics pass (a variable with no finite value is an error there)
     normalizer = training_stats(section, train_seqs, multiple, stats_path)

@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import logging
 import math
@@ -36,6 +37,7 @@ from climode.data.loader import collate_windows, worker_init
 from climode.errors import ClimodeError, ConfigError
 from climode.models.discriminators import ImageDiscriminator, SequenceDiscriminator
 from climode.models.inference import deterministic_forecast
+from climode.models.periodic import is_periodic_grid, periodic_longitude
 from climode.training import checkpoint as ckpt
 from climode.data.sampling import get_protocol
 from climode.training.data import TrainingData, build_training_data, check_time_units
@@ -346,10 +348,19 @@ class Trainer:
 
     # ------------------------------------------------------------------ loop
     def fit(self) -> TrainResult:
-        try:
-            return self._fit()
-        finally:
-            self._teardown()
+        with contextlib.ExitStack() as self._periodic:
+            try:
+                return self._fit()
+            finally:
+                self._teardown()
+
+    def _wrap_longitude(self) -> None:
+        """On a grid that goes once round the globe, the model wraps in longitude while it trains
+        (circular padding and a periodic warp, as in forecasts: :mod:`climode.models.periodic`)."""
+        lon = self.data.grid.get("lon")
+        if lon is not None and is_periodic_grid(lon):
+            log.info("global grid: training with periodic longitude")
+            self._periodic.enter_context(periodic_longitude(self.model))
 
     def _teardown(self) -> None:
         """Leave the process group we joined, so no gloo/nccl thread outlives the interpreter."""
@@ -359,6 +370,7 @@ class Trainer:
 
     def _fit(self) -> TrainResult:
         self._setup()
+        self._wrap_longitude()
         if self.optimizer is None:
             raise ConfigError(f"model {self.recipe.model.name!r} has no trainable parameters; evaluate it instead")
         self.run_dir.mkdir(parents=True, exist_ok=True)

@@ -56,7 +56,7 @@ def test_data_list_names_the_missing_paths(tmp_path, monkeypatch, capsys):
     lines = capsys.readouterr().out.splitlines()
     missing = lines[lines.index("") + 2 :]
     assert lines[lines.index("") + 1].startswith("missing paths")
-    assert f"cam5_hurricane  {tmp_path}/cam5/*.nc" in [line.strip() for line in missing]
+    assert f"cam5_hurricane {tmp_path}/cam5/*.nc" in [" ".join(line.split()) for line in missing]
     assert not any(line.split()[0] == "synthetic_hurricanes" for line in missing)
     (tmp_path / "cam5").mkdir()
     (tmp_path / "cam5" / "a.nc").write_bytes(b"")
@@ -115,3 +115,18 @@ def test_synth_hurricanes(tmp_path, capsys):
     assert ds.sizes["time"] * step_h == pytest.approx(48.0)  # --days 2 reached the generator
     assert float(ds["lat"][1] - ds["lat"][0]) == pytest.approx(3.0)  # --resolution 3
     assert main(["data", "inspect", str(out)]) == 0
+
+
+def test_synth_atmosphere_writes_a_store_that_climode_opens(tmp_path, capsys):
+    pytest.importorskip("dinosaur", reason="the physical world needs the physics extra: pip install 'climode[physics]'")
+    out = tmp_path / "world.zarr"
+    args = ["data", "synth", "atmosphere", "--output", str(out), "--seed", "3", "--days", "0.5", "--resolution",
+            "T21", "--layers", "10", "--dt-minutes", "60", "--spinup-days", "0.25", "--quiet"]
+    assert main(args) == 0
+    assert "T21 grid" in capsys.readouterr().out
+    assert main(["data", "inspect", str(out)]) == 0  # canonical U850/V850/PSL on a global grid
+    assert "4 steps, every 3 h" in capsys.readouterr().out
+    assert main(["data", "synth", "hurricanes", "--output", str(tmp_path / "h.nc"), "--resolution", "T21"]) == 2
+    assert "grid spacing in degrees" in capsys.readouterr().err
+    assert main(["data", "synth", "atmosphere", "--output", str(tmp_path / "a.zarr"), "--resolution", "T5"]) == 2
+    assert "T21, T31, T42" in capsys.readouterr().err

@@ -169,3 +169,8 @@ def test_a_period_without_data_is_an_error(archive):
     _, pattern = archive
     with pytest.raises(DataError, match="no time step lies in the train period"):
         climate_sequences(_section(pattern, split="train", periods={"train": "1990-01-01/1990-12-31"}), "train", 1, 4)
+
+
+def test_evaluation_only_data_is_never_trained_on():
+    with pytest.raises(ConfigError, match="evaluation_only.*never train"):
+        build_training_data(DataSection(dataset="ncl_storm_1996", split=None), 2, 0)

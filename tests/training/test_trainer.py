@@ -107,3 +107,26 @@ def test_two_gloo_processes_under_torchrun(tiny_recipe, tmp_path):
     assert "discriminators checksum" in proc.stderr
     ckpt = load_checkpoint(run)
     assert ckpt.step == 3 and ckpt.meta["training"] == {"discriminators": True}
+
+
+def test_training_on_a_global_grid_wraps_in_longitude(tiny_recipe, tmp_path):
+    from climode.models.warp import _PERIODIC_X
+
+    recipe = load_recipe(tiny_recipe, ["train.max_steps=1", "train.discriminators=false", "data.validation_split=null",
+                                       "data.generator_args.lon_range=[0, 337.5]",
+                                       "data.generator_args.lat_range=[-45, 45]",
+                                       "data.generator_args.resolution=22.5"])
+    trainer = Trainer(recipe, tmp_path / "run", progress=False)
+    seen = []
+    trainer._setup_hooked = trainer._setup
+
+    def setup_and_watch():
+        trainer._setup_hooked()
+        conv = trainer.model.encoder.net[0]
+        conv.register_forward_hook(lambda m, args, out: seen.append((m.padding, _PERIODIC_X.get(), out.shape[-1])))
+
+    trainer._setup = setup_and_watch
+    trainer.fit()
+    # no zero padding in x, yet 16 columns out of 16 in: the input was wrapped by a column on each side
+    assert seen and all(p == (1, 0) and periodic and width == 16 for p, periodic, width in seen)
+    assert trainer.model.encoder.net[0].padding == (1, 1) and not _PERIODIC_X.get()  # restored after fit

@@ -2,6 +2,8 @@
 
 :mod:`climode.data.synthetic.hurricanes` generates a CAM5-like North Atlantic
 (U850, V850, PSL) with truth cyclone tracks; see docs/synthetic_hurricanes.md.
+:mod:`climode.data.synthetic.atmosphere` runs the physical world (dinosaur's
+Held-Suarez atmosphere with tropical cyclones; the ``physics`` extra); see docs/data.md.
 """
 
 from climode.data.synthetic.hurricanes import (
