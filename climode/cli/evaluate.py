@@ -23,6 +23,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--seed", type=int, default=0, help="seed of the window draw")
     p.add_argument("--clips", type=int, metavar="N", help="video: held-out clips to draw windows from (default: all)")
+    p.add_argument("--interpolate", type=int, metavar="K",
+                   help="video: score interpolation instead: inputs every K frames, targets the frames between "
+                        "(baselines default to blend,flow)")
     p.add_argument("--lpips-weights", metavar="FILE",
                    help="video: local LPIPS (AlexNet) weights, .safetensors or .pth (LPIPS is skipped without them)")
     p.add_argument("--climatology-sequences", type=int, metavar="N",
@@ -44,11 +47,13 @@ def run(args: argparse.Namespace) -> int:
     from climode.training.data import VIDEO_SETS
 
     default = "persistence,pysteps" if args.data in VIDEO_SETS else "persistence,advection"
+    if args.interpolate:
+        default = "blend,flow"
     baselines = [b.strip() for b in (args.baselines or default).split(",") if b.strip()]
     config = EvaluationConfig(data=args.data, split=args.split, n_sequences=args.sequences, windows=args.windows,
                               batch_size=args.batch_size, baselines=baselines, seed=args.seed,
                               climatology_sequences=args.climatology_sequences, clips=args.clips,
-                              lpips_weights=args.lpips_weights)
+                              lpips_weights=args.lpips_weights, interpolate=args.interpolate)
     model = load_model(args.checkpoint, args.device, video=True)
     results = evaluate(model, config, progress=not args.quiet)
     report = markdown_report(results)
