@@ -78,6 +78,10 @@ def evaluate_video(forecaster, config, progress: bool = True) -> dict[str, Any]:
     lpips_weights = config.lpips_weights or os.environ.get(LPIPS_WEIGHTS_ENV) or None
     metrics = ["ssim", "psnr", "mse", "mae"] + (["lpips"] if lpips_weights else [])
     systems: dict[str, torch.nn.Module] = {"model": forecaster.model}
+    if config.interpolate:  # as climode interpolate runs it, and the forward run alone
+        from climode.forecast.video import TwoWayInterpolation
+
+        systems = {"model": TwoWayInterpolation(forecaster.model), "model_forward_only": forecaster.model}
     for name in config.baselines:
         systems[name] = get_model(BASELINE_ALIASES[name], {"in_channels": len(forecaster.variables)})
     scores = {name: ImageScoreAccumulator(metrics, lpips_weights=lpips_weights, psnr_max_db=PSNR_CAP_DB)

@@ -17,6 +17,10 @@ into overlapping tiles of that size and blended back with a sin^2 taper
 (:class:`climode.basins.tiles.Tiler`), so no seam shows; smaller ones are
 edge-padded to it.
 
+Interpolated frames are the mean of the model run forward and on the
+time-reversed window (:class:`TwoWayInterpolation`): Vid-ODE warps the frame
+before a query, the reversed run the frame after it.
+
 Model time: the bundled model was trained (protocol ``frame_rate``) with its
 inputs every 1, 2 or 4 frames of its training videos; for interpolation one
 source frame is mapped to the largest stride (4 model frames: factors 2 and 4
@@ -36,8 +40,9 @@ from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 import numpy as np
+import torch
 
-from climode.errors import CheckpointError, ConfigError, DataError
+from climode.errors import CheckpointError, ConfigError, DataError, ModelInputError
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +53,35 @@ BUNDLED_VIDEO = ZOO / "video_rgb_cpu.json"
 
 
 # --------------------------------------------------------------------------- the model
+class TwoWayInterpolation(torch.nn.Module):
+    """Interpolation from both sides: the mean of the model run forward in time and run on the
+    time-reversed window (inputs reversed, times mirrored), for queries inside the observed span.
+
+    Vid-ODE composes a query frame by warping the observed frame *before* it; the reversed run
+    warps the frame *after* it, so the mean uses both neighbours as the flow-based references do.
+    """
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+        self.config = getattr(model, "config", None)
+
+    def forward(self, inputs, input_times, query_times, input_mask=None, static=None):
+        from climode.models.vidode import VidODEOutput, as_batch_times
+
+        b = inputs.shape[0]
+        times = as_batch_times(input_times, b, "input_times")
+        queries = as_batch_times(query_times, b, "query_times")
+        mask = np.ones(times.shape) if input_mask is None else as_batch_times(input_mask, b, "input_mask")
+        end = np.where(mask > 0, times, -np.inf).max(axis=1, keepdims=True)
+        ahead = self.model(inputs, times, queries, input_mask).frames
+        if np.any(queries > end + 1e-9):
+            raise ModelInputError("two-way interpolation needs every query inside the observed frames")
+        back_mask = None if input_mask is None else torch.as_tensor(mask[:, ::-1].copy(), device=inputs.device)
+        behind = self.model(inputs.flip(1), end - times[:, ::-1], end - queries, back_mask).frames
+        return VidODEOutput(frames=(ahead + behind) / 2)
+
+
 @dataclass
 class VideoModel:
     """A trained video model ready for whole frames: windowing, model time and tiling."""
@@ -87,14 +121,13 @@ class VideoModel:
             return 2
         return 1
 
-    def predict(self, frames: np.ndarray, input_times: Sequence[float], query_times: Sequence[float]) -> np.ndarray:
+    def predict(self, frames: np.ndarray, input_times: Sequence[float], query_times: Sequence[float], *,
+                two_way: bool = False) -> np.ndarray:
         """Frames uint8 ``[K, H, W, 3]`` at ``query_times`` from uint8 ``frames`` ``[T, H, W, 3]`` at ``input_times``
-        (model time units), tile by tile."""
-        import torch
-
+        (model time units), tile by tile; ``two_way``: :class:`TwoWayInterpolation` (queries inside the inputs)."""
         from climode.basins.tiles import Tiler
 
-        model = self.forecaster.model
+        model = TwoWayInterpolation(self.forecaster.model) if two_way else self.forecaster.model
         stride = 2 ** int(self.meta["config"].get("n_downs", 0))
         tiler = Tiler(self.tile, self.overlap, multiple=stride, pad_mode="edge")
         x = frames.astype(np.float32).transpose(0, 3, 1, 2) / 255.0  # [T, 3, H, W]
@@ -258,7 +291,7 @@ def interpolate_frames(frames: Iterable[np.ndarray], plan: TimePlan, model: Vide
             stack = np.stack([f for _, f in window])
             t_in = [(idx - w0) * scale for idx, _ in window]
             t_q = [float((p - w0) * scale) for p in queries]
-            predicted = dict(zip(queries, model.predict(stack, t_in, t_q)))
+            predicted = dict(zip(queries, model.predict(stack, t_in, t_q, two_way=True)))
         frames_by_index = dict(window)
         for p in positions:
             yield p, frames_by_index[int(p)] if p.denominator == 1 else predicted[p]
