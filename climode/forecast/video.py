@@ -197,7 +197,7 @@ class TimePlan:
     def __init__(self, kind: str, value, source_rate: Fraction):
         self.kind = kind
         self.value = value
-        self.source_rate = source_rate
+        self.source_rate = Fraction(source_rate)
 
     @classmethod
     def factor(cls, k: int, source_rate: Fraction) -> "TimePlan":
