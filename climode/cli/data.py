@@ -39,11 +39,12 @@ def register(subparsers) -> None:
         "synth", help="generate a synthetic dataset and write it",
         description="hurricanes: the analytic hurricane world (fast). atmosphere: the physical world, dinosaur's "
                     "Held-Suarez atmosphere with tropical cyclones, global, written to a zarr store chunk by chunk "
-                    "(needs pip install 'climode[physics]'; rerun the same command to resume an interrupted run).")
-    p_synth.add_argument("kind", choices=["hurricanes", "atmosphere"], help="what to generate")
-    p_synth.add_argument("--output", "-o", required=True, help="output file (.nc or .zarr; atmosphere: .zarr)")
+                    "(needs pip install 'climode[physics]'; rerun the same command to resume an interrupted run). "
+                    "bouncing-balls, moving-mnist: the video benchmarks, as .npy files the catalog reads.")
+    p_synth.add_argument("kind", choices=["hurricanes", "atmosphere", "bouncing-balls", "moving-mnist"], help="what to generate")
+    p_synth.add_argument("--output", "-o", required=True, help="output file (.nc or .zarr; atmosphere: .zarr; .npy for the video benchmarks)")
     p_synth.add_argument("--overwrite", action="store_true", help="replace an existing output (refused otherwise)")
-    p_synth.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p_synth.add_argument("--seed", type=int, help="random seed (default 0; video: the split's seed)")
     p_synth.add_argument("--days", type=float, help="length of the simulation in days")
     p_synth.add_argument("--years", type=float, help="atmosphere: length in years of 365 days (default 1)")
     p_synth.add_argument("--resolution",
@@ -56,6 +57,18 @@ def register(subparsers) -> None:
     p_synth.add_argument("--cyclones-per-day", type=float,
                          help="atmosphere: genesis rate of tropical cyclones over the globe (default 0.4)")
     p_synth.add_argument("--quiet", action="store_true", help="no progress bar")
+    video = p_synth.add_argument_group("video benchmarks (bouncing-balls, moving-mnist)")
+    video.add_argument("--split", default="train", choices=["train", "validation", "test"],
+                       help="which split's sequences (default: train)")
+    video.add_argument("--sequences", type=int, help="number of sequences (default: the split's size)")
+    video.add_argument("--frames", type=int, help="frames per sequence (default 20)")
+    video.add_argument("--size", type=int, help="frame side in pixels (default 32 balls, 64 digits)")
+    video.add_argument("--channels", type=int, choices=[1, 3], help="1 grey (default) or 3 RGB")
+    video.add_argument("--colored", action="store_true", help="bouncing-balls: coloured balls on gradients (RGB)")
+    video.add_argument("--balls", type=int, help="bouncing-balls: number of balls (default 3)")
+    video.add_argument("--source", metavar="IDX_DIR", help="moving-mnist: folder of IDX images "
+                       "(default /usr/share/datasets/fashion-mnist, Debian's dataset-fashion-mnist)")
+    video.add_argument("--digits", type=int, help="moving-mnist: glyphs per sequence (default 2)")
     p_synth.set_defaults(func=_synth)
 
 
@@ -112,15 +125,45 @@ def _inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _synth_video(args: argparse.Namespace) -> int:
+    from climode.data.synthetic.video_files import write_video_benchmark
+    from climode.errors import ConfigError
+
+    options = {"n_balls": args.balls, "source": args.source, "n_digits": args.digits,
+               "colored": True if args.colored else None}
+    allowed = {"bouncing-balls": {"n_balls", "colored"}, "moving-mnist": {"source", "n_digits"}}[args.kind]
+    wrong = [k for k, v in options.items() if v is not None and k not in allowed]
+    if wrong:
+        flag = {"n_balls": "--balls", "source": "--source", "n_digits": "--digits", "colored": "--colored"}[wrong[0]]
+        raise ConfigError(f"{flag} does not apply to {args.kind}")
+    options = {k: v for k, v in options.items() if v is not None}
+    channels = args.channels or (3 if args.colored else None)
+    path = write_video_benchmark(args.kind, args.output, split=args.split, n_sequences=args.sequences,
+                                 n_frames=args.frames, size=args.size, channels=channels, seed=args.seed,
+                                 progress=log.isEnabledFor(logging.INFO), **options)
+    import numpy as np
+
+    print(f"wrote {path} ({args.kind}, {args.split} split, uint8 {tuple(np.load(path, mmap_mode='r').shape)} "
+          "[T, N, H, W, C])")
+    return 0
+
+
 def _synth(args: argparse.Namespace) -> int:
     from climode.errors import ConfigError
     from climode.io import check_output_path, write_dataset
 
     if args.kind == "atmosphere":
+        if args.seed is None:
+            args.seed = 0
         return _synth_atmosphere(args)
     atmosphere_only = [f"--{k.replace('_', '-')}" for k in _ATMOSPHERE_OPTIONS if getattr(args, k) is not None]
     if atmosphere_only:
         raise ConfigError(f"{', '.join(atmosphere_only)} only apply to synth atmosphere")
+    if args.kind != "hurricanes":
+        check_output_path(args.output, overwrite=args.overwrite)
+        return _synth_video(args)
+    if args.seed is None:
+        args.seed = 0
     if Path(args.output).suffix.lower() not in (".nc", ".nc4", ".netcdf", ".zarr"):
         raise ConfigError(f"cannot write {args.output}: use a .nc or .zarr file name")
     check_output_path(args.output, overwrite=args.overwrite)

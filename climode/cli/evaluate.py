@@ -27,6 +27,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="windows forecast at once (default: %(default)s); lower it if memory runs out")
     p.add_argument("--seed", type=int, default=0, help="seed of the window draw")
     p.add_argument("--clips", type=int, metavar="N", help="video: held-out clips to draw windows from (default: all)")
+    p.add_argument("--interpolate", type=int, metavar="K",
+                   help="video: score interpolation instead: inputs every K frames, targets the frames between "
+                        "(baselines default to blend,flow)")
     p.add_argument("--lpips-weights", metavar="FILE",
                    help="video: local LPIPS (AlexNet) weights, .safetensors or .pth (LPIPS is skipped without them)")
     p.add_argument("--climatology-sequences", type=int, metavar="N",
@@ -87,6 +90,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--leads applies to an evaluation-only record (--whole-record); other data use the "
                           "checkpoint's protocol")
     default = "persistence,pysteps" if args.data in VIDEO_SETS or record else "persistence,advection"
+    if args.interpolate:
+        default = "blend,flow"
     baselines = [b.strip() for b in (args.baselines or default).split(",") if b.strip()]
     if record:
         try:
@@ -100,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     config = EvaluationConfig(data=args.data, split=args.split, n_sequences=args.sequences, windows=args.windows,
                               batch_size=args.batch_size, baselines=baselines, seed=args.seed,
                               climatology_sequences=args.climatology_sequences, clips=args.clips,
-                              lpips_weights=args.lpips_weights)
+                              lpips_weights=args.lpips_weights, interpolate=args.interpolate)
     model = load_model(args.checkpoint, args.device, video=True)
     return _write(args, evaluate(model, config, progress=not args.quiet))
 

@@ -12,7 +12,10 @@ inputs and for the targets to predict.  The paper's protocols are here:
   ``sampling_rate``, the fraction swept in the paper's Figure 6);
 - :class:`CAM5Protocol`: 5 inputs with random gaps of up to 48 h on a 3-hourly
   grid, then 3-hourly targets after the last input;
-- :class:`FixedProtocol`: explicit offsets (e.g. inputs at 0, 9, 21, 42, 57 h).
+- :class:`FixedProtocol`: explicit offsets (e.g. inputs at 0, 9, 21, 42, 57 h);
+- :class:`FrameRateProtocol`: inputs every ``stride`` frames (stride drawn per
+  window), targets the frames between them and the frames right after: frame-rate
+  conversion and continuation in one objective (the bundled video model).
 
 Randomness comes only from the ``numpy.random.Generator`` handed to ``sample``;
 :func:`window_rng` makes window ``index`` of ``epoch`` a pure function of
@@ -41,6 +44,7 @@ __all__ = [
     "IrregularInterpolation",
     "CAM5Protocol",
     "FixedProtocol",
+    "FrameRateProtocol",
     "PROTOCOLS",
     "get_protocol",
     "window_rng",
@@ -374,6 +378,38 @@ class FixedProtocol(WindowProtocol):
         return WindowSpec(self.input_offsets, self.target_offsets, self.step_hours)
 
 
+@dataclass(frozen=True)
+class FrameRateProtocol(WindowProtocol):
+    """``n_inputs`` frames every ``stride`` frames, ``stride`` drawn from ``strides`` per window;
+    targets: every frame between the inputs (interpolation at fractions 1/stride of a gap)
+    and the ``n_future`` frames after the last input (extrapolation).
+    """
+
+    n_inputs: int = 4
+    strides: tuple[int, ...] = (1, 2, 4)
+    n_future: int = 4
+    step_hours: float | None = None
+    name: ClassVar[str] = "frame_rate"
+
+    def __post_init__(self) -> None:
+        _check_count("n_inputs", self.n_inputs, 2)
+        _check_count("n_future", self.n_future, 0)
+        if not self.strides or any(not isinstance(s, (int, np.integer)) or s < 1 for s in self.strides):
+            raise ConfigError(f"strides must be positive whole frame counts, got {self.strides!r}")
+        _check_step(self.step_hours)
+
+    @property
+    def max_length(self) -> int:
+        return (self.n_inputs - 1) * max(self.strides) + 1 + self.n_future
+
+    def sample(self, rng: np.random.Generator) -> WindowSpec:
+        stride = int(self.strides[int(rng.integers(len(self.strides)))])
+        inputs = tuple(range(0, (self.n_inputs - 1) * stride + 1, stride))
+        between = tuple(k for k in range(inputs[-1]) if k % stride)
+        future = tuple(range(inputs[-1] + 1, inputs[-1] + 1 + self.n_future))
+        return WindowSpec(inputs, between + future, self.step_hours)
+
+
 PROTOCOLS: dict[str, type[WindowProtocol]] = {
     cls.name: cls
     for cls in (
@@ -383,6 +419,7 @@ PROTOCOLS: dict[str, type[WindowProtocol]] = {
         IrregularInterpolation,
         CAM5Protocol,
         FixedProtocol,
+        FrameRateProtocol,
     )
 }
 

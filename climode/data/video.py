@@ -214,6 +214,14 @@ def _npy(path: Path) -> np.ndarray:
         raise DataError(f"cannot read {path}: {exc}") from None
 
 
+def _is_stack(arr: np.ndarray, path: Path) -> bool:
+    """A stack of clips: Srivastava's ``[T, N, H, W]`` (a file named mnist_test_seq*.npy) or
+    ``[T, N, H, W, C]`` with C in 1, 3, 4 (what ``climode data synth`` writes)."""
+    if arr.ndim == 5 and arr.shape[-1] in (1, 3, 4):
+        return True
+    return arr.ndim == 4 and "mnist_test_seq" in path.stem
+
+
 def _npy_frames(arr: np.ndarray, path: Path) -> np.ndarray:
     if arr.ndim == 3 or (arr.ndim == 4 and arr.shape[-1] in (1, 3, 4)):
         return arr
@@ -278,7 +286,7 @@ class VideoDataset:
             return _iter_frames(info.path, start, stop, step)
         if info.kind == "npy":
             return iter(_npy_frames(_npy(info.path), info.path)[start:stop:step])
-        if info.kind == "npy_stack":  # [T, N, H, W] as mnist_test_seq.npy
+        if info.kind == "npy_stack":  # [T, N, H, W(, C)] as mnist_test_seq.npy
             return iter(_npy(info.path)[start:stop:step, info.index])
         raise DataError(f"clip {info.name} has unknown kind {info.kind!r}")
 
@@ -404,7 +412,7 @@ def _scan(root: Path) -> list[Clip]:
             kind = _is_clip_file(p)
             if kind == "npy":
                 arr = _npy(p)
-                if "mnist_test_seq" in p.stem and arr.ndim == 4:
+                if _is_stack(arr, p):
                     clips.extend(Clip(f"{p.stem}[{k}]", "npy_stack", p, k) for k in range(arr.shape[1]))
                     continue
                 _npy_frames(arr, p)

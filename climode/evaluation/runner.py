@@ -31,7 +31,8 @@ from climode.models.inference import deterministic_forecast
 log = logging.getLogger(__name__)
 
 BASELINE_ALIASES = {"persistence": "persistence", "advection": "wind_advection", "wind_advection": "wind_advection",
-                    "pysteps": "pysteps_lk", "pysteps_lk": "pysteps_lk", "pysteps_vet": "pysteps_vet"}
+                    "pysteps": "pysteps_lk", "pysteps_lk": "pysteps_lk", "pysteps_vet": "pysteps_vet",
+                    "blend": "frame_blend", "flow": "flow_interpolation"}
 
 
 @dataclass
@@ -53,6 +54,8 @@ class EvaluationConfig:
     clips: int | None = None
     #: video: local LPIPS (AlexNet) weights; LPIPS is scored only when given
     lpips_weights: str | None = None
+    #: video: score interpolation instead: inputs every ``interpolate`` frames, targets the frames between
+    interpolate: int | None = None
 
     def __post_init__(self) -> None:
         unknown = [b for b in self.baselines if b not in BASELINE_ALIASES]
@@ -60,6 +63,8 @@ class EvaluationConfig:
             raise ConfigError(f"unknown baseline {unknown[0]!r}; choose from {', '.join(sorted(BASELINE_ALIASES))}")
         if self.windows < 1 or self.batch_size < 1 or self.n_sequences < 1:
             raise ConfigError("windows, batch_size and n_sequences must be positive")
+        if self.interpolate is not None and self.interpolate < 2:
+            raise ConfigError(f"interpolate must be a factor >= 2 (inputs every k frames), got {self.interpolate}")
         if self.clips is not None and self.clips < 1:
             raise ConfigError(f"clips must be >= 1 or None, got {self.clips}")
         if self.climatology_sequences is not None and self.climatology_sequences < 1:

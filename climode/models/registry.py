@@ -110,6 +110,11 @@ _ENTRIES = [
     ModelEntry("pysteps_vet", "pysteps extrapolation with variational echo tracking (VET) flow",
                "reference forecast", _B + "reference", "PystepsExtrapolation", "ExtrapolationConfig",
                fixed={"method": "VET"}, reference=True),
+    ModelEntry("frame_blend", "frame blending: linear cross-fade between the observed frames around each query",
+               "reference interpolation", _B + "interpolation", "FrameBlend", "InterpolationConfig", reference=True),
+    ModelEntry("flow_interpolation", "both neighbours warped halfway along OpenCV DIS optical flow, then blended",
+               "reference interpolation", _B + "interpolation", "FlowInterpolation", "InterpolationConfig",
+               reference=True),
     ModelEntry("wind_advection", "semi-Lagrangian advection of the fields by the observed winds",
                "reference forecast", _B + "reference", "WindAdvection", "WindAdvectionConfig", reference=True),
 ]

@@ -194,10 +194,15 @@ def training_stats(section: DataSection, train_seqs: list[xr.Dataset], multiple:
 
 
 def video_sequences(section: DataSection, split: str | None) -> np.ndarray:
-    """Frames [N, T, C, H, W] in [0, 1] of a video benchmark."""
+    """Frames [N, T, C, H, W] in [0, 1] of a video benchmark.
+
+    ``generator_args`` go to the generated benchmarks (e.g. ``channels: 3``, ``colored: true``,
+    ``n_frames``, ``n_sequences`` for bouncing balls).
+    """
     from climode.data.video import open_video_dataset
 
-    videos = open_video_dataset(section.dataset, split=split or "train", size=section.frame_size or 64)
+    videos = open_video_dataset(section.dataset, split=split or "train", size=section.frame_size or 64,
+                                **section.generator_args)
     return videos.to_array(max_clips=section.n_clips)
 
 

@@ -183,6 +183,10 @@ class TrainSection:
     #: once (the smallest peak); false leaves glibc as it is
     keep_freed_memory: bool = True
     log_every: int = 10
+    #: start of a fresh run: None = the layers' default initialisation; "persistence" = Vid-ODE's
+    #: composition starts as the previous frame (G's last convolution outputs zero flow and
+    #: difference and a mask of sigmoid(4) = 0.98)
+    init: str | None = None
 
     def __post_init__(self) -> None:
         if self.max_steps is None and self.max_minutes is None and self.epochs is None:
@@ -193,6 +197,8 @@ class TrainSection:
                             "keep": 1, "log_every": 1}, self)
         if self.max_minutes is not None and not self.max_minutes > 0:
             raise ConfigError(f"train.max_minutes must be a positive number of minutes or null, got {self.max_minutes}")
+        if self.init not in (None, "persistence"):
+            raise ConfigError(f"train.init {self.init!r} is unknown; use persistence or null")
 
 
 def _at_least(section: str, minima: dict[str, int], values: Any) -> None:

@@ -120,6 +120,23 @@ def build_model(name: str, config: dict[str, Any]) -> torch.nn.Module:
     return VidODE(ModelConfig.from_dict(config))
 
 
+#: G's mask logit at the start of a run initialised at persistence: M = sigmoid(4) = 0.982
+PERSISTENCE_MASK_LOGIT = 4.0
+
+
+def init_at_persistence(model: torch.nn.Module) -> None:
+    """Make Vid-ODE's first prediction the previous frame: G's last convolution gives F = 0, D = 0
+    and a mask logit of :data:`PERSISTENCE_MASK_LOGIT`, so Psi = M * X_prev + (1 - M) * 0 ~ X_prev."""
+    decoder = getattr(model, "decoder", None)
+    last = decoder.net[-1] if decoder is not None and hasattr(decoder, "net") else None
+    if not isinstance(last, torch.nn.Conv2d) or not getattr(model.config, "use_composition", False):
+        raise ConfigError("train.init: persistence needs a Vid-ODE with warping and composition (model vidode)")
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.zero_()
+        last.bias[-1] = PERSISTENCE_MASK_LOGIT
+
+
 def model_config_for(recipe: Recipe, data: TrainingData) -> dict[str, Any]:
     """The recipe's model config completed with what the data decides (channels, time unit)."""
     config = dict(recipe.model.config)
@@ -187,6 +204,8 @@ class Trainer:
         self.model_config = model_config_for(recipe, self.data)
         seed_everything(recipe.train.seed)
         self.model = build_model(recipe.model.name, self.model_config).to(self.device)
+        if recipe.train.init == "persistence":
+            init_at_persistence(self.model)  # a resumed run then loads its own weights over this
         if recipe.train.compile:
             compile_in_place(self.model)
         opt_cls = {"adamax": torch.optim.Adamax, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[recipe.optim.name]

@@ -150,3 +150,19 @@ def test_get_protocol_by_name_and_round_trip():
 def test_bad_protocols_say_what_is_wrong(make, message):
     with pytest.raises(ConfigError, match=message):
         make()
+
+
+def test_frame_rate_protocol_mixes_interpolation_and_continuation():
+    from climode.data.sampling import FrameRateProtocol, get_protocol, window_rng
+
+    protocol = get_protocol("frame_rate", n_inputs=3, strides=[1, 2, 4], n_future=3)
+    assert isinstance(protocol, FrameRateProtocol) and protocol.max_length == 12
+    seen = {}
+    for i in range(60):
+        spec = protocol.sample(window_rng(0, 0, i))
+        stride = spec.input_offsets[1]
+        seen[stride] = spec
+        assert spec.input_offsets == (0, stride, 2 * stride)
+    assert sorted(seen) == [1, 2, 4]
+    assert seen[4].target_offsets == (1, 2, 3, 5, 6, 7, 9, 10, 11)
+    assert seen[1].target_offsets == (3, 4, 5)

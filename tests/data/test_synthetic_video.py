@@ -198,3 +198,19 @@ def test_catalog_moving_mnist_uses_fashion_mnist():
     np.testing.assert_array_equal(clip, generate_moving_digits(1, seed=2, split="test", start=2)[0])
     seq = ds.sequence(0, stop=5)
     assert seq.dims == ("time", "channel", "y", "x") and seq.shape == (5, 1, 64, 64)
+
+
+def test_colored_balls_follow_the_grey_trajectories_in_their_own_colours():
+    from climode.data.synthetic.balls import generate_balls
+
+    grey, state = generate_balls(2, n_frames=5, channels=3, seed=4, return_state=True)
+    color, color_state = generate_balls(2, n_frames=5, channels=3, seed=4, colored=True, return_state=True)
+    np.testing.assert_array_equal(state.positions, color_state.positions)
+    assert color.shape == grey.shape and 0.0 <= color.min() and color.max() <= 1.0
+    ball = grey[:, :, 0] > 0.99  # fully covered pixels
+    background = grey[:, :, 0] == 0.0
+    assert color[:, :, :][np.broadcast_to(background[:, :, None], color.shape)].max() <= 0.35 + 1e-6
+    assert color.transpose(0, 1, 3, 4, 2)[ball].min() >= 0.35 - 1e-6
+    assert not np.allclose(color[:, :, 0], color[:, :, 1])  # not grey
+    with pytest.raises(ConfigError, match="channels=3"):
+        generate_balls(1, colored=True)

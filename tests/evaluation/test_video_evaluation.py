@@ -132,3 +132,19 @@ def test_cli_scores_video_and_writes_json(video_run, tmp_path):
                           "--data", "bouncing_balls", "--baselines", "advection", "--quiet"],
                          capture_output=True, text=True)
     assert bad.returncode != 0 and len(bad.stderr.strip().splitlines()) == 1 and "for climate fields" in bad.stderr
+
+
+def test_interpolation_is_scored_against_blending_and_flow_on_the_bundled_model():
+    from climode.forecast import load_model
+    from climode.forecast.video import BUNDLED_VIDEO
+
+    model = load_model(BUNDLED_VIDEO, "cpu", video=True)
+    config = EvaluationConfig(data="bouncing_balls", interpolate=4, windows=8, clips=4, batch_size=8,
+                              baselines=["blend", "flow"], bootstrap=50)
+    results = evaluate(model, config, progress=False)
+    assert set(results) == {"model", "model_forward_only", "blend", "flow", "meta"}
+    assert results["meta"]["task"] == "interpolation x4"
+    assert list(results["model"]["leads"]) == ["1", "2", "3"]  # frames after the previous input
+    # the two-way model beats the cross-fade on these coloured balls
+    assert results["model"]["overall"]["psnr"] > results["blend"]["overall"]["psnr"]
+    assert "interpolation x4" in markdown_report(results)

@@ -27,7 +27,7 @@ import numpy as np
 
 from climode.errors import ConfigError
 
-__all__ = ["BallsState", "generate_balls", "render_balls", "simulate_balls"]
+__all__ = ["BallsState", "generate_balls", "render_balls", "render_colored", "simulate_balls"]
 
 
 @dataclass(frozen=True)
@@ -119,6 +119,31 @@ def render_balls(positions: np.ndarray, size: int, radius: float) -> np.ndarray:
     return np.clip(cover, 0.0, 1.0).astype(np.float32)
 
 
+def render_colored(positions: np.ndarray, size: int, radius: float, colors: np.ndarray,
+                   background: np.ndarray) -> np.ndarray:
+    """RGB frames ``[T, 3, H, W]``: discs of ``colors`` ``[B, 3]`` laid in order over ``background`` ``[3, H, W]``."""
+    centres = np.arange(size) + 0.5
+    yy = centres[None, :, None]
+    xx = centres[None, None, :]
+    out = np.broadcast_to(background, (positions.shape[0], *background.shape)).astype(np.float32).copy()
+    for b in range(positions.shape[1]):
+        dist = np.sqrt((yy - positions[:, b, 0, None, None]) ** 2 + (xx - positions[:, b, 1, None, None]) ** 2)
+        cover = np.clip(radius + 0.5 - dist, 0.0, 1.0).astype(np.float32)[:, None]  # [T, 1, H, W]
+        out = out * (1.0 - cover) + colors[b].astype(np.float32)[None, :, None, None] * cover
+    return out
+
+
+def _colored_scene(rng: np.random.Generator, n_balls: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Ball colours ``[B, 3]`` and a background ``[3, H, W]``: a dark linear gradient between two colours."""
+    colors = rng.uniform(0.35, 1.0, size=(n_balls, 3))
+    ends = rng.uniform(0.0, 0.35, size=(2, 3))
+    angle = rng.uniform(0.0, 2 * np.pi)
+    c = (np.arange(size) + 0.5) / size - 0.5
+    ramp = np.clip(0.5 + np.cos(angle) * c[None, :] + np.sin(angle) * c[:, None], 0.0, 1.0)  # [H, W]
+    background = ends[0][:, None, None] * (1 - ramp) + ends[1][:, None, None] * ramp
+    return colors, background
+
+
 def generate_balls(
     n_sequences: int,
     n_frames: int = 20,
@@ -130,6 +155,7 @@ def generate_balls(
     speed: float | None = None,
     channels: int = 1,
     substeps: int = 10,
+    colored: bool = False,
     start: int = 0,
     return_state: bool = False,
 ):
@@ -138,13 +164,18 @@ def generate_balls(
     ``radius`` defaults to ``0.12 * size`` (3.84 px at 32, as in Sutskever's
     generator: radius 1.2 in a box of 10), ``speed`` to ``0.05 * size`` pixels
     per frame (every ball starts at this speed in a random direction).
-    ``channels=3`` repeats the grey frame on three channels (RGB models).
+    ``channels=3`` repeats the grey frame on three channels (RGB models);
+    ``colored=True`` (needs ``channels=3``) draws each ball in its own colour over
+    a dark two-colour gradient background instead (drawn after the motion, so the
+    trajectories are those of the grey sequences).
     ``start`` is the index of the first sequence.  With ``return_state`` the
     result is ``(frames, BallsState)``.
     """
     radius = 0.12 * size if radius is None else float(radius)
     speed = 0.05 * size if speed is None else float(speed)
     _check(n_sequences, n_frames, size, n_balls, radius, channels, substeps)
+    if colored and channels != 3:
+        raise ConfigError("generate_balls: colored=True needs channels=3")
     frames = np.empty((n_sequences, n_frames, channels, size, size), dtype=np.float32)
     positions = np.empty((n_sequences, n_frames, n_balls, 2))
     velocities = np.empty_like(positions)
@@ -152,7 +183,10 @@ def generate_balls(
         rng = np.random.default_rng([int(seed), int(start) + k])
         pos, vel = _initial(rng, n_balls, size, radius, speed)
         positions[k], velocities[k] = simulate_balls(pos, vel, n_frames, size, radius, substeps)
-        frames[k] = render_balls(positions[k], size, radius)[:, None]
+        if colored:
+            frames[k] = render_colored(positions[k], size, radius, *_colored_scene(rng, n_balls, size))
+        else:
+            frames[k] = render_balls(positions[k], size, radius)[:, None]
     if return_state:
         return frames, BallsState(positions=positions, velocities=velocities, radius=radius, size=size)
     return frames
