@@ -91,6 +91,10 @@ def _truth_track(data) -> list[tuple[float, float]] | None:
 
 def run(args: argparse.Namespace) -> int:
     import json
+    import sys
+    import warnings
+
+    from climode.errors import HorizonWarning
 
     from climode.forecast import load_model
     from climode.forecast.forecaster import format_time, history_line, write_forecast
@@ -98,8 +102,15 @@ def run(args: argparse.Namespace) -> int:
 
     _check_before_running(args)
     model = load_model(args.checkpoint, args.device)
-    result = model.predict(args.data, args.times, basin=args.basin, inputs=args.inputs, init=args.init,
-                           members=args.members, regrid_method=args.regrid)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", HorizonWarning)
+        result = model.predict(args.data, args.times, basin=args.basin, inputs=args.inputs, init=args.init,
+                               members=args.members, regrid_method=args.regrid)
+    for warning in caught:
+        if issubclass(warning.category, HorizonWarning):
+            print(f"climode: warning: {warning.message}", file=sys.stderr)
+        else:  # anything else goes on as it would have
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     result.attrs["history"] = history_line(command_line(args))
     path = write_forecast(result, args.output)
     rows = storm_table(result)

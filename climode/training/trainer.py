@@ -33,6 +33,7 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 from climode.data.loader import collate_windows, worker_init
+from climode.data.sampling import get_protocol
 from climode.errors import ClimodeError, ConfigError
 from climode.models.discriminators import ImageDiscriminator, SequenceDiscriminator
 from climode.training import checkpoint as ckpt
@@ -237,6 +238,8 @@ class Trainer:
             "recipe": recipe.to_dict(),
             "seed": recipe.train.seed,
             "protocol": {"name": recipe.data.protocol, **recipe.data.protocol_args},
+            # the longest lead trained on: forecasts warn past it and refuse leads past 8x it
+            "max_lead": get_protocol(recipe.data.protocol, **recipe.data.protocol_args).trained_lead_hours(),
             "trained_on": f"{recipe.data.dataset} ({recipe.data.split} split)",
             "training": {"discriminators": self.use_discriminators},
         }
