@@ -93,3 +93,16 @@ def test_gradients_reach_g_through_a_fractional_step(frames):
     out.frames.sum().backward()
     assert model.decoder.net[-1].weight.grad.abs().sum() > 0
     assert model.decoder_ode.net[0].weight.grad.abs().sum() > 0
+
+
+def test_g_runs_once_per_output_frame_of_a_regular_extrapolation(frames):
+    torch.manual_seed(0)
+    model = VidODE(ModelConfig.tiny()).train()
+    calls = []
+    model.decoder.register_forward_hook(lambda module, args, out: calls.append(args[0].shape[0]))
+    encoded = []
+    model.encoder.register_forward_hook(lambda module, args, out: encoded.append(args[0].shape[0]))
+    out = model(frames, TIMES, [5.0, 6.0, 7.0, 8.0, 9.0])  # 5 inputs, the next 5 grid frames
+    out.frames.sum().backward()
+    assert calls == [3] * 5  # one G step per output frame, for the 3 samples
+    assert encoded == [15]  # E once per observed frame
