@@ -46,7 +46,7 @@ CLIMODE_MODULES = {
     "VidODE.gru": "ConvGRU",
     "VidODE.encoder_ode": "encoder ODE func",
     "VidODE.decoder_ode": "decoder ODE func",
-    "VidODE.decoder": "Conv-Decoder G",
+    "VidODE.decoder.net": "Conv-Decoder G",  # its Sequential: G returns a dataclass, whose backward the tracker misses
 }
 
 

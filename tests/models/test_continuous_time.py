@@ -106,3 +106,14 @@ def test_g_runs_once_per_output_frame_of_a_regular_extrapolation(frames):
     out.frames.sum().backward()
     assert calls == [3] * 5  # one G step per output frame, for the 3 samples
     assert encoded == [15]  # E once per observed frame
+
+
+@torch.no_grad()
+def test_dense_off_grid_queries_reuse_the_chain_steps(tiny_model, frames):
+    rows = []
+    hook = tiny_model.decoder.register_forward_hook(lambda module, args, out: rows.append(args[0].shape[0]))
+    queries = 4.0 + (np.arange(60) + 0.5) / 20  # 60 times inside the first 3 steps after the last input
+    out = tiny_model(frames, TIMES, queries)
+    hook.remove()
+    assert out.frames.shape[1] == 60
+    assert rows == [3, 3, 3]  # three chain steps for the batch of 3, not one G step per query
