@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 ZOO = Path(__file__).resolve().parent.parent / "zoo"
 BUNDLED = ZOO / "hurricanes_cpu.json"  # climode/zoo, see climode.zoo
 #: The most decoder steps (of the model's ``decoder_step``) a requested time may lie after the
-#: observation before it: the decoder keeps every step's latent and frame, so memory and run
+#: observation before it: the decoder keeps every step's latent state, so memory and run
 #: time grow with the lead (3072 h for the bundled model's 3 h step, far past any skill).
 MAX_DECODER_STEPS = 1024
 #: Leads (after the last observation) beyond this many times the checkpoint's trained ``max_lead``

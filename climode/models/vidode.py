@@ -36,7 +36,8 @@ class VidODEOutput:
     """Predicted frames X_hat(s) [B, K, C, H, W] and what produced them.
 
     ``flow``, ``diff`` and ``mask`` are G's outputs F, D, M at each query's last
-    step, and ``prev_times`` [B, K] the time that step started from (for L_diff).
+    step (scaled by the fraction of a partial step; F = 0, D = 0, M = 1 at an
+    observation), and ``prev_times`` [B, K] the time that step started from (for L_diff).
     Baseline models fill what they have; ``extra_losses`` holds model-specific
     terms (already weighted) that the training step adds to the objective.
     """
