@@ -40,4 +40,10 @@ def test_recipe_runs_one_step(path, tmp_path):
     recipe = load_recipe(path, overrides)
     result = Trainer(recipe, tmp_path / "run", device="cpu", progress=False).fit()
     assert result.steps == 1
+    if recipe.data.protocol == "cam5":  # the sidecar records the longest lead trained on
+        from climode.data.sampling import get_protocol
+        from climode.training.checkpoint import load_checkpoint
+
+        lead = get_protocol(recipe.data.protocol, **recipe.data.protocol_args).trained_lead_hours()
+        assert load_checkpoint(tmp_path / "run").meta["max_lead"] == lead > 0
     assert all(v == v for v in result.losses[0].values())  # finite, not NaN
