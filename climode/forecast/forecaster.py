@@ -362,7 +362,8 @@ class Forecaster:
     def _to_dataset(self, pred, padded, crop, regrid_back, first_obs, init_time, hours, init_hours, source, members,
                     observed, regrid_method="bilinear"):
         valid_times = [_add_hours(first_obs, h) for h in hours]
-        period = np.array([h - init_hours for h in hours]) * np.timedelta64(3600, "s")
+        # whole seconds, rounded (5.9 h * 3600 is 21239.999... in floating point, not 5:53:59)
+        period = np.round(np.array([h - init_hours for h in hours]) * 3600).astype(np.int64) * np.timedelta64(1, "s")
         data_vars = {}
         for c, var in enumerate(self.variables):
             dims = ("member", "time", "lat", "lon") if members else ("time", "lat", "lon")

@@ -42,6 +42,9 @@ def test_off_grid_leads_lie_between_their_grid_leads(model, window):
     middle = np.linalg.norm((psl[5] - psl[4]).ravel())
     assert 0.2 < middle / np.linalg.norm((psl[6] - psl[4]).ravel()) < 0.8
     assert str(out["time"].values[5])[11:16] == "13:30"  # 09:00 + 4.5 h: the valid time is the time asked for
+    odd = model.predict(window, "+5.9h")
+    assert str(odd["time"].values[0])[11:19] == "14:54:00"
+    assert odd["forecast_period"].values[0] == np.timedelta64(21240, "s")  # 5.9 h exactly, not 5:53:59
 
 
 def test_beyond_the_trained_horizon_warns_once_and_says_so(model, window):
