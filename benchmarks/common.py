@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import resource
@@ -70,3 +71,54 @@ def conv_train_gflops(device: torch.device, repeats: int = 10, bf16: bool = Fals
         if i >= 2:
             best = min(best, time.perf_counter() - t0)
     return flop / best / 1e9
+
+
+def module_gflops(counter, parts: dict[str, str]) -> dict[str, float]:
+    """GFLOP (forward + backward) of each module of a ``FlopCounterMode`` run, by climode's part names.
+
+    ``parts`` maps a module name as the counter records it (the class of the
+    outermost module called, then attribute names: ``"VidODE.decoder"``, or
+    ``"Decoder"`` when the code calls the submodule directly) to the name
+    printed; a part's count includes its submodules and every call of it.
+    """
+    counts = {name: sum(ops.values()) for name, ops in counter.get_flop_counts().items()}
+    out = {}
+    for path, label in parts.items():
+        matches = [v for k, v in counts.items() if k == path]
+        out[label] = round(max(matches, default=0) / 1e9, 1)
+    # work no listed part was credited with: small heads, losses, and the backward of a module whose
+    # output the tracker cannot follow (climode's G returns a dataclass, so only its forward is credited)
+    out["other"] = round(counter.get_total_flops() / 1e9 - sum(out.values()), 1)
+    return out
+
+
+@contextlib.contextmanager
+def first_module_names():
+    """Inside, the flop counter keeps the first name it gave a module.
+
+    torchdiffeq wraps an ODE function in a new ``_PerturbFunc`` per solve, and
+    torch's ``ModuleTracker`` renames a module after each parent it is seen
+    under, so both ODE functions would be counted as ``_PerturbFunc.base_func``;
+    with this they keep their names under the model (``VidODE.decoder_ode``).
+    Only the per-module attribution changes, not the counts.
+    """
+    from torch.utils.module_tracker import ModuleTracker
+
+    original = ModuleTracker._get_mod_name
+
+    def get_mod_name(self, mod):
+        if mod not in self._known_modules:
+            self._known_modules[mod] = type(mod).__name__
+        name = self._known_modules[mod]
+        if mod not in self._seen_modules:
+            for child_name, child in mod.named_children():
+                self._known_modules.setdefault(child, f"{name}.{child_name}")
+                get_mod_name(self, child)
+            self._seen_modules.add(mod)
+        return name
+
+    ModuleTracker._get_mod_name = get_mod_name
+    try:
+        yield
+    finally:
+        ModuleTracker._get_mod_name = original

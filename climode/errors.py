@@ -40,3 +40,7 @@ def require(module: str, extra: str):
         raise MissingDependencyError(
             f"{module} is not installed; install it with: pip install 'climode[{extra}]'"
         ) from exc
+
+
+class HorizonWarning(UserWarning):
+    """A forecast asked for leads beyond what the model was trained on, or produced non-physical values."""

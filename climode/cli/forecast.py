@@ -133,6 +133,10 @@ def _truth_track(data) -> list[tuple[float, float]] | None:
 
 def run(args: argparse.Namespace) -> int:
     import json
+    import sys
+    import warnings
+
+    from climode.errors import HorizonWarning
 
     from climode.forecast import load_model
     from climode.forecast.forecaster import format_time, history_line, write_forecast
@@ -141,10 +145,16 @@ def run(args: argparse.Namespace) -> int:
 
     _check_before_running(args)
     model = load_model(args.checkpoint, args.device)
-    with interface("cli"):
+    with warnings.catch_warnings(record=True) as caught, interface("cli"):
+        warnings.simplefilter("always", HorizonWarning)
         result = model.predict(_data(args), args.times, basin=args.basin, inputs=args.inputs, init=args.init,
                                members=args.members, regrid_method=args.regrid, variables=args.var_map,
                                units=args.units_map, progress=False if args.quiet else None)
+    for warning in caught:
+        if issubclass(warning.category, HorizonWarning):
+            print(f"climode: warning: {warning.message}", file=sys.stderr)
+        else:  # anything else goes on as it would have
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     result.attrs["history"] = history_line(command_line(args))
     path = write_forecast(result, args.output)
     rows = storm_table(result)

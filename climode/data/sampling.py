@@ -141,6 +141,10 @@ class WindowProtocol(abc.ABC):
     def sample(self, rng: np.random.Generator) -> WindowSpec:
         """Draw one window."""
 
+    def trained_lead_hours(self) -> float | None:
+        """The longest target lead after the last input (hours, or frames without ``step_hours``); None if unbounded."""
+        return None
+
     def to_dict(self) -> dict[str, Any]:
         """Name and parameters, for configs and checkpoint sidecars."""
         out: dict[str, Any] = {"name": self.name}
@@ -185,6 +189,9 @@ class RegularExtrapolation(WindowProtocol):
     @property
     def max_length(self) -> int:
         return self.n_inputs + self.n_targets
+
+    def trained_lead_hours(self) -> float | None:
+        return self.n_targets * (1.0 if self.step_hours is None else float(self.step_hours))
 
     def sample(self, rng: np.random.Generator) -> WindowSpec:
         n = self.n_inputs
@@ -291,6 +298,12 @@ class CAM5Protocol(WindowProtocol):
     multiples of ``step_hours`` in ``[min_gap_hours, max_gap_hours]`` (e.g. inputs
     at 0, 9, 21, 42, 57 h); the targets are the ``n_targets`` grid frames right
     after the last input (60, 63, 66, 69, 72 h).
+
+    With ``max_lead_hours`` the targets are instead ``n_targets`` distinct grid
+    frames drawn uniformly from the leads ``step_hours, 2 step_hours, ...,
+    max_lead_hours`` after the last input: on hourly data (``step_hours=1``) and a
+    3-hour decoder step they fall at, between and beyond the decoder's grid, so a
+    continuous-time decoder is trained off its grid too.
     """
 
     n_inputs: int = 5
@@ -298,6 +311,7 @@ class CAM5Protocol(WindowProtocol):
     step_hours: float | None = 3.0
     max_gap_hours: float = 48.0
     min_gap_hours: float | None = None
+    max_lead_hours: float | None = None
     name: ClassVar[str] = "cam5"
 
     def __post_init__(self) -> None:
@@ -312,6 +326,18 @@ class CAM5Protocol(WindowProtocol):
                 f"gaps must satisfy step_hours <= min_gap_hours <= max_gap_hours, got "
                 f"step {self.step_hours}, min {self.min_gap_hours}, max {self.max_gap_hours}"
             )
+        if self.max_lead_hours is not None and self._lead_steps() < self.n_targets:
+            raise ConfigError(
+                f"max_lead_hours={self.max_lead_hours} holds fewer than n_targets={self.n_targets} grid steps of "
+                f"{self.step_hours} h; raise max_lead_hours or lower n_targets"
+            )
+
+    def _lead_steps(self) -> int:
+        """Grid steps up to the longest target lead."""
+        if self.max_lead_hours is None:
+            return self.n_targets
+        return int(math.floor(float(self.max_lead_hours) / float(self.step_hours) + 1e-9))  # type: ignore[arg-type]
+
 
     def _gap_steps(self) -> tuple[int, int]:
         step = float(self.step_hours)  # type: ignore[arg-type]
@@ -323,16 +349,21 @@ class CAM5Protocol(WindowProtocol):
 
     @property
     def max_length(self) -> int:
-        return (self.n_inputs - 1) * self._gap_steps()[1] + self.n_targets + 1
+        return (self.n_inputs - 1) * self._gap_steps()[1] + self._lead_steps() + 1
+
+    def trained_lead_hours(self) -> float | None:
+        return self._lead_steps() * float(self.step_hours)  # type: ignore[arg-type]
 
     def sample(self, rng: np.random.Generator) -> WindowSpec:
         lo, hi = self._gap_steps()
         gaps = rng.integers(lo, hi + 1, size=self.n_inputs - 1)
         inputs = np.concatenate([[0], np.cumsum(gaps)]).astype(int)
         last = int(inputs[-1])
-        return WindowSpec(
-            tuple(inputs.tolist()), tuple(range(last + 1, last + 1 + self.n_targets)), self.step_hours
-        )
+        if self.max_lead_hours is None:
+            leads = np.arange(1, self.n_targets + 1)
+        else:
+            leads = np.sort(rng.choice(np.arange(1, self._lead_steps() + 1), size=self.n_targets, replace=False))
+        return WindowSpec(tuple(inputs.tolist()), tuple((last + leads).tolist()), self.step_hours)
 
 
 @dataclass(frozen=True)
@@ -373,6 +404,10 @@ class FixedProtocol(WindowProtocol):
     @property
     def max_length(self) -> int:
         return max(self.input_offsets + self.target_offsets) + 1
+
+    def trained_lead_hours(self) -> float | None:
+        lead = max(self.target_offsets, default=0) - max(self.input_offsets)
+        return max(lead, 0) * (1.0 if self.step_hours is None else float(self.step_hours))
 
     def sample(self, rng: np.random.Generator) -> WindowSpec:
         return WindowSpec(self.input_offsets, self.target_offsets, self.step_hours)

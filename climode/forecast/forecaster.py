@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,16 +14,21 @@ import numpy as np
 import xarray as xr
 
 from climode._version import __version__
-from climode.errors import CheckpointError, ClimodeError, DataError
+from climode.errors import CheckpointError, ClimodeError, DataError, HorizonWarning
 
 log = logging.getLogger(__name__)
 
 ZOO = Path(__file__).resolve().parent.parent / "zoo"
 BUNDLED = ZOO / "hurricanes_cpu.json"  # climode/zoo, see climode.zoo
 #: The most decoder steps (of the model's ``decoder_step``) a requested time may lie after the
-#: observation before it: the decoder keeps every step's latent and frame, so memory and run
+#: observation before it: the decoder keeps every step's latent state, so memory and run
 #: time grow with the lead (3072 h for the bundled model's 3 h step, far past any skill).
 MAX_DECODER_STEPS = 1024
+#: Leads (after the last observation) beyond this many times the checkpoint's trained ``max_lead``
+#: are refused: far past the training horizon the recursion drifts into non-physical fields.
+HARD_LIMIT_FACTOR = 8
+#: Physical bounds of forecast fields (canonical units); values outside are masked (NaN) with a warning.
+PHYSICAL_BOUNDS = {"PSL": (85_000.0, 110_000.0), "U850": (-150.0, 150.0), "V850": (-150.0, 150.0)}
 STANDARD_NAMES = {
     "U850": ("eastward_wind", "Zonal wind at 850 hPa"),
     "V850": ("northward_wind", "Meridional wind at 850 hPa"),
@@ -68,6 +74,8 @@ class Forecaster:
         self.grid: dict[str, Any] = dict(meta.get("grid", {}))
         protocol = meta.get("protocol", {})
         self.n_inputs = int(protocol.get("n_inputs", 5))
+        #: the longest lead after the last input the model was trained on (``time_unit``), None if unknown
+        self.max_lead = float(meta["max_lead"]) if meta.get("max_lead") is not None else None
         self.name = meta.get("model", "vidode")
 
     # ------------------------------------------------------------------ loading
@@ -258,6 +266,7 @@ class Forecaster:
             raise ClimodeError(f"requested time {request.hours[0]:g} h is before the first input "
                                f"({format_time(first_obs)}); climode predicts at or after the first observation")
         self._check_horizon(in_hours[observed], request.hours, init_hours)
+        beyond = self._beyond_trained_horizon(request.hours, init_hours)
         # the model's grid: regrid if the spacing differs, pad to the encoder stride with NaN
         original = window
         regridded = self._regrid_needed(window)
@@ -298,11 +307,16 @@ class Forecaster:
         pred = self.normalizer.denormalize(pred, channel_axis=2)
         pred = np.where(valid[None, None], pred, np.nan)
         bar.stage("regridding back" if regridded else "writing fields")
+        masked = self._mask_non_physical(pred)
         result = self._to_dataset(pred, padded, crop, original if regridded else None, first_obs, init_time,
                                   request.hours, init_hours, ds, members, observed, regrid_method)
         result = to_convention(result, convention)
         bar.close()
         result.attrs["climode_notes"] = "; ".join(notes) if notes else ""
+        if beyond:
+            result.attrs["climode_beyond_trained_horizon"] = beyond
+        if masked:
+            result.attrs["climode_non_physical_masked"] = masked
         result.attrs["history"] = history_line(call_text("Forecaster.predict", _data_label(data),
                                                          times=times, basin=basin, inputs=inputs, init=init,
                                                          members=members, regrid_method=_unless(regrid_method,
@@ -333,10 +347,50 @@ class Forecaster:
                 f"at most {MAX_DECODER_STEPS} ({MAX_DECODER_STEPS * step:g} h after the observation before it) "
                 "because memory and run time grow with every step: ask for earlier times")
 
+    def _beyond_trained_horizon(self, hours: list[float], init_hours: float) -> str:
+        """Refuse leads past HARD_LIMIT_FACTOR x ``max_lead``; warn (once) about leads past ``max_lead``.
+
+        Returns the warning text ('' when every lead is within the trained horizon).
+        """
+        if self.max_lead is None:
+            return ""
+        leads = np.asarray(hours, dtype=np.float64) - init_hours
+        limit = HARD_LIMIT_FACTOR * self.max_lead
+        if leads.max() > limit + 1e-6:
+            raise ClimodeError(
+                f"lead {leads.max():+.10g} h is past {limit:g} h, {HARD_LIMIT_FACTOR}x the longest lead this model "
+                f"was trained on (+{self.max_lead:g} h): ask for leads up to +{limit:g} h")
+        far = leads > self.max_lead + 1e-6
+        if not far.any():
+            return ""
+        text = (f"{int(far.sum())} requested time(s) (up to {leads.max():+.10g} h) are beyond the longest lead this "
+                f"model was trained on (+{self.max_lead:g} h after the last input): expect little skill there")
+        _warn(text)
+        return text
+
+    def _mask_non_physical(self, pred: np.ndarray) -> str:
+        """Set values outside PHYSICAL_BOUNDS to NaN in ``pred`` [N, K, C, H, W]; warn and describe what was masked."""
+        parts = []
+        for c, var in enumerate(self.variables):
+            if var not in PHYSICAL_BOUNDS:
+                continue
+            lo, hi = PHYSICAL_BOUNDS[var]
+            field_ = pred[:, :, c]
+            bad = np.isfinite(field_) & ((field_ < lo) | (field_ > hi))
+            if bad.any():
+                field_[bad] = np.nan
+                parts.append(f"{var} {int(bad.sum())} cell(s) outside [{lo:g}, {hi:g}]")
+        if not parts:
+            return ""
+        text = "non-physical values masked (NaN): " + ", ".join(parts)
+        _warn(text)
+        return text
+
     def _to_dataset(self, pred, padded, crop, regrid_back, first_obs, init_time, hours, init_hours, source, members,
                     observed, regrid_method="bilinear"):
         valid_times = [_add_hours(first_obs, h) for h in hours]
-        period = np.array([h - init_hours for h in hours]) * np.timedelta64(3600, "s")
+        # whole seconds, rounded (5.9 h * 3600 is 21239.999... in floating point, not 5:53:59)
+        period = np.round(np.array([h - init_hours for h in hours]) * 3600).astype(np.int64) * np.timedelta64(1, "s")
         data_vars = {}
         for c, var in enumerate(self.variables):
             dims = ("member", "time", "lat", "lon") if members else ("time", "lat", "lon")
@@ -447,6 +501,12 @@ class ForecastProgress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+def _warn(text: str) -> None:
+    """A HorizonWarning shown on every call (no once-per-location registry), and logged."""
+    warnings.warn_explicit(text, HorizonWarning, __file__, 0, module=__name__, registry=None)
+    log.debug("%s", text)
 
 
 def _check_variables(variables: list[str], path, video: bool = False) -> None:

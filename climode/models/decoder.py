@@ -52,6 +52,26 @@ class DecoderStep:
     mask: torch.Tensor
 
 
+def partial_step(step: DecoderStep, fraction: torch.Tensor, previous: torch.Tensor, *, use_warp: bool,
+                 difference_mode: str) -> DecoderStep:
+    """The fraction f in [0, 1] ([N]) of a decoder step, for a query time between two grid points.
+
+    The flow F and the difference become f times G's; the mask M, a proportion
+    (which part of the change is motion, which is new content), is kept.  With
+    ``difference_mode='residual'`` the difference is D itself; in image mode
+    (and without warping, where D is the frame) it is D - X_prev, so the
+    partial D is X_prev + f (D - X_prev).  Composed by :func:`compose`, f = 0
+    gives X_prev exactly, f = 1 the full step, and the frame moves with f in
+    between: linearly in the difference, along the flow f F.
+    """
+    f = fraction.to(step.flow.dtype).view(-1, 1, 1, 1)
+    if use_warp and difference_mode == "residual":
+        diff = f * step.diff
+    else:
+        diff = previous + f * (step.diff - previous)
+    return DecoderStep(flow=f * step.flow, diff=diff, mask=step.mask)
+
+
 def compose(step: DecoderStep, previous: torch.Tensor, *, use_warp: bool, use_composition: bool, difference_mode: str) -> torch.Tensor:
     """Psi: the next frame from G's outputs and the previous composed frame X_hat(s_{i-1}).
 

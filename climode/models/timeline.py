@@ -8,13 +8,18 @@ Conventions (documented in docs/model.md):
   shifting each sample to its own origin and solving once over the union of
   the shifted times (the latent-ODE convention with a change of variables).
 - The decoder ODE is solved once, from t_1, over the union of every time the
-  recursion needs: the anchors, the internal grid and the query times.
+  recursion needs: the anchors and the internal grid a + k*step.
 - The flow/difference/mask recursion for a query time s starts from the anchor
-  a = the last observation before s (at s only for the first observation: a
-  query at a later observed time is reconstructed from the previous
-  observation, so reconstruction training cannot copy its target), steps on the
-  fixed grid a + k*step and ends with one step onto s when s is off the grid.  So the frame at s
-  depends on s and the observations only, never on the other requested times.
+  a = the last observation at or before s and steps on the fixed grid a + k*step.
+  A query at the anchor is the observation itself; a query on the grid is the
+  chain's frame there; a query off the grid, a fraction f of the way from grid
+  point n to n+1, is the fraction f of step n+1 applied to frame n (flow and
+  difference scaled by f, see :func:`climode.models.decoder.partial_step`).
+  So the frame at s depends on s and the observations only, never on the other
+  requested times, and it is continuous in s.
+- Reconstruction training (``reconstruct_observed``, set by the trainer when the
+  targets are the observed frames) anchors a query at a later observed time on
+  the observation before it, so the objective cannot be met by copying.
 """
 
 from __future__ import annotations
@@ -52,9 +57,8 @@ class DecoderPlan:
     query_row: np.ndarray  # [B, K] chain of each query
     query_start: np.ndarray  # [B, K] grid step the query's last step starts from
     query_on_grid: np.ndarray  # [B, K] True: the query is chain step query_start itself
-    query_latent: np.ndarray  # [B, K] tau index of the query time
-    query_prev_latent: np.ndarray  # [B, K] tau index of the point before the query
     query_prev_time: np.ndarray  # [B, K] physical time of that point
+    query_fraction: np.ndarray  # [B, K] 1 on the grid, 0 at the anchor, else the fraction of step query_start + 1
 
     @property
     def n_steps(self) -> int:
@@ -123,8 +127,19 @@ def plan_decoder(
     origin: np.ndarray,
     step: float,
     time_scale: float,
+    *,
+    partial_steps: bool = False,
+    reconstruct_observed: bool = False,
 ) -> DecoderPlan:
-    """Plan the decoder solve and the recursion for queries [B, K] (physical times)."""
+    """Plan the decoder solve and the recursion for queries [B, K] (physical times).
+
+    With ``partial_steps`` a query off the grid extends its chain by the step it
+    lies in (Vid-ODE takes a fraction of that step); without, chains end at the
+    grid point before each query (models that step onto the query themselves).
+    With ``reconstruct_observed`` a query at an observed time after the first is
+    planned from the previous observation (reconstruction training); without, it
+    is that observation.
+    """
     obs = observed_times(times, mask)
     b_count, k_count = query_times.shape
     if not np.all(np.isfinite(query_times)):
@@ -134,12 +149,13 @@ def plan_decoder(
     q_key = np.zeros((b_count, k_count, 2), dtype=np.int64)
     q_start = np.zeros((b_count, k_count), dtype=np.int64)
     q_on_grid = np.zeros((b_count, k_count), dtype=bool)
+    q_fraction = np.ones((b_count, k_count))
     for b in range(b_count):
         t_obs = times[b, obs[b]]
         for k in range(k_count):
             s = query_times[b, k]
             j = np.searchsorted(t_obs, s + eps, side="right") - 1
-            if j > 0 and abs(s - t_obs[j]) <= eps:
+            if reconstruct_observed and j > 0 and abs(s - t_obs[j]) <= eps:
                 j -= 1  # an observed time is reconstructed from the observation before it, never from itself
             if j < 0:
                 raise ModelInputError(
@@ -149,8 +165,12 @@ def plan_decoder(
             a = t_obs[j]
             n = int(np.floor((s - a) / step + 1e-6))
             on_grid = n >= 1 and abs(s - (a + n * step)) <= eps
+            at_anchor = abs(s - a) <= eps
+            if not on_grid:
+                q_fraction[b, k] = 0.0 if at_anchor else min(max((s - a - n * step) / step, 0.0), 1.0)
             anchor = int(obs[b][j])
-            rows[(b, anchor)] = max(rows.get((b, anchor), 0), n)
+            length = n + 1 if partial_steps and not (on_grid or at_anchor) else n
+            rows[(b, anchor)] = max(rows.get((b, anchor), 0), length)
             q_key[b, k] = (b, anchor)
             q_start[b, k] = n
             q_on_grid[b, k] = on_grid
@@ -172,21 +192,15 @@ def plan_decoder(
             n = q_start[b, k]
             grid_prev = n - 1 if q_on_grid[b, k] else n
             prev_time[b, k] = times[b, anchor] + step * grid_prev
-    needed.append(((query_times - origin[:, None]) / time_scale).ravel())
     needed.append(np.zeros(1))
     tau, where = union_times(needed)
     row_latent = np.full((len(row_list), n_max + 1), -1, dtype=np.int64)
     for r, pos in enumerate(where[: len(row_list)]):
         row_latent[r, : len(pos)] = pos
-    query_latent = where[len(row_list)].reshape(b_count, k_count)
     query_row = np.zeros((b_count, k_count), dtype=np.int64)
-    query_prev_latent = np.zeros((b_count, k_count), dtype=np.int64)
     for b in range(b_count):
         for k in range(k_count):
-            r = row_index[(int(q_key[b, k, 0]), int(q_key[b, k, 1]))]
-            query_row[b, k] = r
-            grid_prev = q_start[b, k] - 1 if q_on_grid[b, k] else q_start[b, k]
-            query_prev_latent[b, k] = row_latent[r, grid_prev]
+            query_row[b, k] = row_index[(int(q_key[b, k, 0]), int(q_key[b, k, 1]))]
     lengths = np.array([length for _, length in row_list], dtype=np.int64)
     active = np.array([(lengths >= k).sum() for k in range(n_max + 1)], dtype=np.int64)
     return DecoderPlan(
@@ -199,7 +213,6 @@ def plan_decoder(
         query_row=query_row,
         query_start=q_start,
         query_on_grid=q_on_grid,
-        query_latent=query_latent,
-        query_prev_latent=query_prev_latent,
         query_prev_time=prev_time,
+        query_fraction=q_fraction,
     )

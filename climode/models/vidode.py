@@ -18,7 +18,7 @@ from torch.utils.checkpoint import CheckpointPolicy, checkpoint, create_selectiv
 from climode.errors import ModelInputError
 from climode.models.config import MEMORY_SAVING_LEVELS, ModelConfig
 from climode.models.convgru import ConvGRUCell
-from climode.models.decoder import ConvDecoder, compose
+from climode.models.decoder import ConvDecoder, DecoderStep, compose, partial_step
 from climode.models.encoder import ConvEncoder, Z0Head, ode_rnn_encode
 from climode.models.odefunc import ODEFunc, integrate
 from climode.models.precision import autocast
@@ -36,7 +36,8 @@ class VidODEOutput:
     """Predicted frames X_hat(s) [B, K, C, H, W] and what produced them.
 
     ``flow``, ``diff`` and ``mask`` are G's outputs F, D, M at each query's last
-    step, and ``prev_times`` [B, K] the time that step started from (for L_diff).
+    step (scaled by the fraction of a partial step; F = 0, D = 0, M = 1 at an
+    observation), and ``prev_times`` [B, K] the time that step started from (for L_diff).
     Baseline models fill what they have; ``extra_losses`` holds model-specific
     terms (already weighted) that the training step adds to the objective.
     """
@@ -157,6 +158,9 @@ def prepare_call(cfg, inputs, input_times, query_times, input_mask=None, static=
 class VidODE(nn.Module):
     """The generator of Vid-ODE (paper Section 3), with per-sample continuous times."""
 
+    #: True while training a reconstruction objective: an observed frame is rebuilt from the one before it
+    reconstruct_observed: bool = False
+
     def __init__(self, config: ModelConfig | None = None):
         super().__init__()
         self.config = config = config or ModelConfig()
@@ -252,58 +256,63 @@ class VidODE(nn.Module):
         return self._recomputed("G", self._step, h, h_prev, previous)
 
     def decode(self, inputs: torch.Tensor, z0: torch.Tensor, plan: DecoderPlan):
-        """Decoder of Eq. 2: one ODE solve, then G and Psi along each recursion chain."""
+        """Decoder of Eq. 2: one ODE solve, then G and Psi along each recursion chain.
+
+        A query at its anchor is the observed frame; on the grid, the chain's
+        frame; off the grid, the fraction of the next step (:func:`partial_step`).
+        Each query's frame is taken as the chain passes it, so only the current
+        chain frame and the returned frames are kept (without gradients).
+        """
         device = inputs.device
+        dev = lambda a: torch.as_tensor(a, device=device)  # noqa: E731
         latents = self._solve_decoder(z0, plan.tau)
-
-        def h_at(tau_index: np.ndarray, sample: np.ndarray) -> torch.Tensor:
-            return latents[torch.as_tensor(tau_index, device=device), torch.as_tensor(sample, device=device)]
-
         rows = plan.row_sample
-        frames = [inputs[torch.as_tensor(rows, device=device), torch.as_tensor(plan.row_anchor, device=device)].float()]
-        outs: list[tuple[torch.Tensor, ...]] = []
+        b, k_count = plan.query_row.shape
+        row = plan.query_row.ravel()
+        fraction = plan.query_fraction.ravel()
+        at_anchor = (fraction == 0) & ~plan.query_on_grid.ravel()
+        # the chain step whose G output each query uses (the query's own step, or the one it lies in)
+        uses_step = np.where(plan.query_on_grid.ravel(), plan.query_start.ravel(), plan.query_start.ravel() + 1)
+        uses_step[at_anchor] = 0
+        previous = inputs[dev(rows), dev(plan.row_anchor)].float()  # chain frames at grid step 0
+        pieces: list[tuple[torch.Tensor, ...]] = []
+        order: list[np.ndarray] = []
+        if at_anchor.any():
+            q = np.flatnonzero(at_anchor)
+            frame = previous[dev(row[q])]
+            pieces.append((frame, frame.new_zeros(len(q), 2, *frame.shape[2:]), torch.zeros_like(frame),
+                           frame.new_ones(len(q), 1, *frame.shape[2:])))
+            order.append(q)
         for k in range(1, plan.n_steps + 1):
             m = int(plan.active[k])
-            r = rows[:m]
-            frame, *aux = self._checkpointed_step(
-                h_at(plan.row_latent[:m, k], r), h_at(plan.row_latent[:m, k - 1], r), frames[k - 1][:m]
-            )
-            frames.append(frame)
-            outs.append(tuple(aux))
-        offsets = np.cumsum([0] + [len(f) for f in frames])
-        all_frames = torch.cat(frames)
-        b, k_count = plan.query_row.shape
-        qb = np.repeat(np.arange(b), k_count)
-        row = plan.query_row.ravel()
-        start = plan.query_start.ravel()
-        on_grid = plan.query_on_grid.ravel()
-        branch = ~on_grid
-        pieces_frames, pieces_aux, order = [], [], []
-        if on_grid.any():
-            idx = offsets[start[on_grid]] + row[on_grid]
-            pieces_frames.append(all_frames[torch.as_tensor(idx, device=device)])
-            aux_offsets = np.cumsum([0] + [len(o[0]) for o in outs])
-            aux_idx = torch.as_tensor(aux_offsets[start[on_grid] - 1] + row[on_grid], device=device)
-            pieces_aux.append(tuple(torch.cat([o[i] for o in outs])[aux_idx] for i in range(3)))
-            order.append(np.flatnonzero(on_grid))
-        if branch.any():
-            prev = all_frames[torch.as_tensor(offsets[start[branch]] + row[branch], device=device)]
-            frame, *aux = self._checkpointed_step(
-                h_at(plan.query_latent.ravel()[branch], qb[branch]),
-                h_at(plan.query_prev_latent.ravel()[branch], qb[branch]),
-                prev,
-            )
-            pieces_frames.append(frame)
-            pieces_aux.append(tuple(aux))
-            order.append(np.flatnonzero(branch))
-        inverse = torch.as_tensor(np.argsort(np.concatenate(order)), device=device)
-        shape = (b, k_count)
-        out_frames = torch.cat(pieces_frames)[inverse]
-        out_aux = [torch.cat([p[i] for p in pieces_aux])[inverse] for i in range(3)]
-        return (
-            out_frames.view(*shape, *out_frames.shape[1:]),
-            *(a.view(*shape, *a.shape[1:]) for a in out_aux),
-        )
+            r = dev(rows[:m])
+            h, h_prev = latents[dev(plan.row_latent[:m, k]), r], latents[dev(plan.row_latent[:m, k - 1]), r]
+            frame, *aux = self._checkpointed_step(h, h_prev, previous[:m])
+            q = np.flatnonzero(uses_step == k)
+            if q.size:
+                full, part = q[fraction[q] == 1], q[fraction[q] < 1]
+                if full.size:
+                    sel = dev(row[full])
+                    pieces.append((frame[sel], *(a[sel] for a in aux)))
+                    order.append(full)
+                if part.size:
+                    pieces.append(self._partial(aux, dev(row[part]), fraction[part], previous))
+                    order.append(part)
+            previous = frame
+        inverse = dev(np.argsort(np.concatenate(order)))
+        out = [torch.cat([p[i] for p in pieces])[inverse] for i in range(4)]
+        return tuple(o.view(b, k_count, *o.shape[1:]) for o in out)
+
+    def _partial(self, aux, sel: torch.Tensor, fraction: np.ndarray, previous: torch.Tensor):
+        """Frames, F, D, M of the fraction ``fraction`` of the step whose G outputs are ``aux`` (rows ``sel``)."""
+        cfg = self.config
+        prev = previous[sel]
+        flow, diff, mask = (a[sel] for a in aux)
+        part = partial_step(DecoderStep(flow, diff, mask), torch.as_tensor(fraction, device=prev.device), prev,
+                            use_warp=cfg.use_warp, difference_mode=cfg.difference_mode)
+        frame = compose(part, prev, use_warp=cfg.use_warp, use_composition=cfg.use_composition,
+                        difference_mode=cfg.difference_mode)
+        return frame, part.flow, part.diff, part.mask
 
     # ------------------------------------------------------------------ forward
     def forward(
@@ -325,7 +334,8 @@ class VidODE(nn.Module):
         mean, std = self.z0_head(hidden)
         sample = cfg.sample_z0 if sample_z0 is None else sample_z0
         z0 = mean + std * torch.randn_like(std) if sample else mean
-        dec_plan = plan_decoder(times, mask, queries, enc_plan.origin, cfg.decoder_step, cfg.time_scale)
+        dec_plan = plan_decoder(times, mask, queries, enc_plan.origin, cfg.decoder_step, cfg.time_scale,
+                                partial_steps=True, reconstruct_observed=self.reconstruct_observed)
         frames, flow, diff, comp_mask = self.decode(inputs, z0, dec_plan)
         return VidODEOutput(
             frames=frames,

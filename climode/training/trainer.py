@@ -34,12 +34,12 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 from climode.data.loader import collate_windows, worker_init
+from climode.data.sampling import get_protocol
 from climode.errors import ClimodeError, ConfigError
 from climode.models.discriminators import ImageDiscriminator, SequenceDiscriminator
 from climode.models.inference import deterministic_forecast
 from climode.models.periodic import is_periodic_grid, periodic_longitude
 from climode.training import checkpoint as ckpt
-from climode.data.sampling import get_protocol
 from climode.training.data import TrainingData, build_training_data, check_time_units
 from climode.training.host_memory import keep_freed_memory, release_large_blocks
 from climode.training.recipe import Recipe
@@ -204,6 +204,8 @@ class Trainer:
         self.model_config = model_config_for(recipe, self.data)
         seed_everything(recipe.train.seed)
         self.model = build_model(recipe.model.name, self.model_config).to(self.device)
+        # reconstruction objectives (targets = the observed frames) rebuild each observed frame from the one before
+        self.model.reconstruct_observed = bool(recipe.data.protocol_args.get("reconstruct", False))
         if recipe.train.init == "persistence":
             init_at_persistence(self.model)  # a resumed run then loads its own weights over this
         if recipe.train.compile:
@@ -262,6 +264,8 @@ class Trainer:
             "recipe": recipe.to_dict(),
             "seed": recipe.train.seed,
             "protocol": {"name": recipe.data.protocol, **recipe.data.protocol_args},
+            # the longest lead trained on: forecasts warn past it and refuse leads past 8x it
+            "max_lead": get_protocol(recipe.data.protocol, **recipe.data.protocol_args).trained_lead_hours(),
             "trained_on": f"{recipe.data.dataset} ({recipe.data.split} split)",
             "training": {"discriminators": self.use_discriminators},
         }

@@ -166,3 +166,21 @@ def test_frame_rate_protocol_mixes_interpolation_and_continuation():
     assert sorted(seen) == [1, 2, 4]
     assert seen[4].target_offsets == (1, 2, 3, 5, 6, 7, 9, 10, 11)
     assert seen[1].target_offsets == (3, 4, 5)
+
+
+def test_cam5_leads_fall_at_between_and_beyond_the_decoder_grid():
+    from climode.data.sampling import CAM5Protocol
+
+    hourly = CAM5Protocol(n_inputs=5, n_targets=5, step_hours=1.0, max_gap_hours=48.0, max_lead_hours=24.0)
+    assert hourly.trained_lead_hours() == 24.0
+    rng = np.random.default_rng(0)
+    leads = np.concatenate([
+        spec.target_hours() - spec.input_hours()[-1] for spec in (hourly.sample(rng) for _ in range(200))
+    ])
+    assert leads.min() >= 1 and leads.max() <= 24 and np.all(leads == np.round(leads))
+    assert set(np.unique(leads)) == set(range(1, 25))  # every hour is drawn
+    on_grid = leads % 3 == 0
+    assert 0.2 < on_grid.mean() < 0.5 and (leads > 15).mean() > 0.2  # at, between and beyond +15 h
+    assert CAM5Protocol().trained_lead_hours() == 15.0  # the bundled model's protocol: 5 three-hourly targets
+    with pytest.raises(ConfigError, match="max_lead_hours"):
+        CAM5Protocol(step_hours=3.0, max_lead_hours=9.0)

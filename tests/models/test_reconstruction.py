@@ -18,6 +18,8 @@ def test_an_observed_frame_is_reconstructed_from_the_previous_observation():
     torch.manual_seed(1)
     frames = torch.rand(2, 5, 2, 8, 8)
     times = torch.tensor([0.0, 1.0, 2.5, 3.0, 4.0])
+    assert torch.equal(model(frames, times, times).frames, frames)  # a forecast's query at an observation is it
+    model.reconstruct_observed = True  # as the trainer sets it for a reconstruct=True protocol
     out = model(frames, times, times)  # queries at the observed times, as reconstruct=True trains
     assert float(recon_loss(out.frames, frames)) > 0.1
     torch.testing.assert_close(out.frames[:, 1:], frames[:, :-1], atol=1e-5, rtol=0)

@@ -5,6 +5,7 @@ synthetic stand-in of the same kind (bouncing balls for video, the synthetic
 hurricane world for CAM5), at 64x64 (bouncing balls keep their 32x32), with a batch of 2.
 """
 
+import json
 from pathlib import Path
 
 import pytest
@@ -31,13 +32,20 @@ def test_recipe_runs_one_step(path, tmp_path):
     if recipe.data.dataset == "bouncing_balls":
         overrides += ["data.n_clips=4"]
     if recipe.data.dataset in ("cam5_hurricane", "synthetic_hurricanes"):
+        small = {"days": 10, "resolution": 4.0, **{k: v for k, v in recipe.data.generator_args.items() if k == "dt_hours"}}
         overrides += ["data.dataset=synthetic_hurricanes", "data.split=train", "data.n_sequences=1",
-                      "data.generator_args={days: 10, resolution: 4.0}"]
+                      f"data.generator_args={json.dumps(small)}"]  # the recipe's time step kept: protocols need it
     if recipe.trained_here:
         overrides += ["data.region=null"]
     recipe = load_recipe(path, overrides)
     result = Trainer(recipe, tmp_path / "run", device="cpu", progress=False).fit()
     assert result.steps == 1
+    if recipe.data.protocol == "cam5":  # the sidecar records the longest lead trained on
+        from climode.data.sampling import get_protocol
+        from climode.training.checkpoint import load_checkpoint
+
+        lead = get_protocol(recipe.data.protocol, **recipe.data.protocol_args).trained_lead_hours()
+        assert load_checkpoint(tmp_path / "run").meta["max_lead"] == lead > 0
     assert all(v == v for v in result.losses[0].values())  # finite, not NaN
 
 

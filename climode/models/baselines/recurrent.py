@@ -317,7 +317,8 @@ class ConvGRUBaseline(nn.Module):
         )
         n_enc = self.steps
         origin = np.array([times[b, o[0]] for b, o in enumerate(obs)])
-        plan = plan_decoder(times, mask, queries, origin, cfg.decoder_step, cfg.time_scale)
+        plan = plan_decoder(times, mask, queries, origin, cfg.decoder_step, cfg.time_scale,
+                            reconstruct_observed=getattr(self, "reconstruct_observed", False))
         rows = plan.row_sample
         dev = lambda a: torch.as_tensor(a, device=device)  # noqa: E731
         h = states[dev(where[rows, plan.row_anchor])]
