@@ -18,7 +18,7 @@ data; not an operational forecast).
 
 #: the options of ``climode forecast`` recorded in the output's ``history``, in order
 _HISTORY_OPTIONS = ("times", "data", "basin", "inputs", "init", "checkpoint", "output", "plot", "animate",
-                    "members", "regrid", "device")
+                    "members", "regrid", "device", "precision")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -39,6 +39,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--regrid", choices=["bilinear", "conservative"], default="bilinear",
                    help="how data on another grid spacing are regridded (conservative needs climode[regrid])")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--precision", choices=["float32", "bfloat16"],
+                   help="arithmetic of the convolutions (default: what the model was trained in)")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON instead of the table")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
     p.set_defaults(func=run)
@@ -97,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     from climode.forecast.storms import format_table, storm_centres, storm_table
 
     _check_before_running(args)
-    model = load_model(args.checkpoint, args.device)
+    model = load_model(args.checkpoint, args.device, precision=args.precision)
     result = model.predict(args.data, args.times, basin=args.basin, inputs=args.inputs, init=args.init,
                            members=args.members, regrid_method=args.regrid)
     result.attrs["history"] = history_line(command_line(args))

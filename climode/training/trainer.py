@@ -35,6 +35,7 @@ from torch.utils.data import DataLoader, Sampler
 from climode.data.loader import collate_windows, worker_init
 from climode.errors import ClimodeError, ConfigError
 from climode.models.discriminators import ImageDiscriminator, SequenceDiscriminator
+from climode.models.precision import precision_name
 from climode.training import checkpoint as ckpt
 from climode.training.data import TrainingData, build_training_data
 from climode.training.host_memory import keep_freed_memory, release_large_blocks
@@ -253,7 +254,8 @@ class Trainer:
             "seed": recipe.train.seed,
             "protocol": {"name": recipe.data.protocol, **recipe.data.protocol_args},
             "trained_on": f"{recipe.data.dataset} ({recipe.data.split} split)",
-            "training": {"discriminators": self.use_discriminators},
+            "training": {"discriminators": self.use_discriminators,
+                         "precision": precision_name(getattr(self.model, "config", None), self.device)},
         }
 
     def _training_state(self, epoch: int, batch_in_epoch: int, elapsed: float) -> dict[str, Any]:
