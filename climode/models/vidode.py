@@ -197,13 +197,15 @@ class VidODE(nn.Module):
         G keeps the output of its first convolution (16 MB per step at the reference
         preset), which saves recomputing half of G's FLOPs; everything else in it
         (upsampling, BatchNorm, ReLU, the other convolutions, Psi) is recomputed.
+        The convolution is recognised by its weight's shape: under autocast it
+        receives a bf16 copy of the weight, not the parameter itself.
         """
         forward, selective = contextlib.nullcontext(), contextlib.nullcontext()
         if part == "G" and isinstance(self.decoder.net[0], nn.Upsample):
-            kept = self.decoder.net[1].weight
+            kept = self.decoder.net[1].weight.shape
 
             def policy(ctx, op, *args, **kwargs):  # noqa: ARG001 - torch's policy signature
-                if op is torch.ops.aten.convolution.default and args[1] is kept:
+                if op is torch.ops.aten.convolution.default and args[1].shape == kept:
                     return CheckpointPolicy.MUST_SAVE
                 return CheckpointPolicy.PREFER_RECOMPUTE
 

@@ -40,7 +40,7 @@ from climode.training import checkpoint as ckpt
 from climode.training.data import TrainingData, build_training_data
 from climode.training.host_memory import keep_freed_memory, release_large_blocks
 from climode.training.recipe import Recipe
-from climode.training.step import Discriminators, NonFiniteError, TrainStep
+from climode.training.step import HOST_COPIES, Discriminators, NonFiniteError, TrainStep, host_copy
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +150,9 @@ class TrainResult:
 
 
 def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    out = {}
+    """The batch's tensors on ``device`` (times stay on the host); ``host`` keeps the masks' host copies,
+    which the models read as plans, so no mask makes a round trip to the device and back."""
+    out: dict[str, Any] = {"host": {k: batch[k] for k in HOST_COPIES if k in batch}}
     for k, v in batch.items():
         if isinstance(v, torch.Tensor) and k not in ("input_times", "target_times"):
             out[k] = v.to(device, non_blocking=True)
@@ -349,7 +351,7 @@ class Trainer:
         sample = None
         for batch in loader:
             batch = _to_device(batch, self.device)
-            out = self.model(batch["inputs"], batch["input_times"], batch["target_times"], batch["input_mask"],
+            out = self.model(batch["inputs"], batch["input_times"], batch["target_times"], host_copy(batch, "input_mask"),
                              batch.get("static"))
             valid = torch.isfinite(batch["targets"]) & (batch["target_mask"] > 0)[..., None, None, None]
             err = torch.where(valid, out.frames - torch.nan_to_num(batch["targets"]), torch.zeros(()))
