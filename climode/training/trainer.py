@@ -8,8 +8,11 @@
 - Under ``torchrun --nproc_per_node N`` it trains with DistributedDataParallel
   (NCCL on GPU, gloo on CPU); each rank takes every N-th window of an epoch padded
   (as torch's DistributedSampler) so every rank runs the same number of batches.
-  The discriminators' gradients are all-reduced too, and the NaN/inf guard is
-  agreed by every rank before any step.
+  The discriminators' gradients are all-reduced too, the NaN/inf guard is
+  agreed by every rank before any step, and so is stopping: when one rank's
+  ``train.max_minutes`` is spent every rank stops after the same step.  Each rank
+  uses its LOCAL_RANK GPU (``device: cuda`` or ``auto``; ``cuda:N`` is refused)
+  and checkpoints hold the CUDA random state of rank 0's GPU only.
 - Adversarial learning follows the model's registry entry
   (``registry.training_flags``); ``train.discriminators`` true/false overrides it.
 - ``train.compile`` compiles the encoder and decoder in place
