@@ -132,7 +132,8 @@ def validate_inputs(cfg, inputs: torch.Tensor, times: np.ndarray, mask: np.ndarr
     if cfg.static_channels:
         if static is None or tuple(static.shape) != (b, cfg.static_channels, h, w):
             raise ModelInputError(f"static channels must have shape {(b, cfg.static_channels, h, w)}")
-    observed = inputs[torch.as_tensor(mask > 0, device=inputs.device)]
+    rows, frames = np.nonzero(mask > 0)  # indices from the host mask: no boolean-mask sync on the device
+    observed = inputs[torch.as_tensor(rows, device=inputs.device), torch.as_tensor(frames, device=inputs.device)]
     if not bool(torch.isfinite(observed).all()):
         raise ModelInputError(
             "observed input frames contain NaN or inf; fill missing cells (e.g. with the mean) "

@@ -2,7 +2,8 @@
 
 On a GPU every read of a device tensor by Python (``.item()``, ``float(t)``,
 ``bool(t)``, ``.cpu()``, ``.numpy()``, ...) waits for all queued kernels: a
-device-to-host synchronisation.  On the CPU nothing waits, so this module
+device-to-host synchronisation; so does an operation whose output size depends
+on device values (indexing with a boolean mask, ``nonzero``, ``unique``).  On the CPU nothing waits, so this module
 tracks which tensors *would* live on the device while a block runs under a
 ``TorchFunctionMode``:
 
@@ -36,6 +37,8 @@ from torch.utils._pytree import tree_flatten
 #: tensor methods that read a tensor's values into Python: a device-to-host sync on a GPU
 SYNC_METHODS = frozenset({"item", "__float__", "__int__", "__bool__", "__index__", "cpu", "numpy", "tolist",
                           "__array__", "__format__"})
+#: operations whose output size depends on the values: the host waits for them to know it
+SIZE_FROM_VALUES = frozenset({"nonzero", "masked_select", "argwhere", "unique", "unique_consecutive"})
 _HOST = "_climode_host"
 _SKIP = (str(Path(torch.__file__).parent) + "/", str(Path(__file__)), str(Path(contextlib.__file__)))
 
@@ -113,6 +116,11 @@ class _Tracker(TorchFunctionMode):
         tensors = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
         if name in SYNC_METHODS and tensors and not _on_host(tensors[0]):
             self.traffic.syncs[f"{_caller()} {name}"] += 1
+        elif name in SIZE_FROM_VALUES and tensors and not _on_host(tensors[0]):
+            self.traffic.syncs[f"{_caller()} {name}"] += 1
+        elif name in ("__getitem__", "__setitem__") and any(
+                t.dtype == torch.bool and not _on_host(t) for t in tensors[1:]):
+            self.traffic.syncs[f"{_caller()} {name}[bool mask]"] += 1
         out = func(*args, **kwargs)
         moved = kwargs.get("device") is not None or name == "cuda" or (name == "to" and _names_device(args[1:]))
         if moved:

@@ -145,7 +145,10 @@ class TrainStep:
         scores = []
         with self._autocast(frames.device):
             if disc.image is not None:
-                keep = batch["target_mask"] > 0 if "target_mask" in batch else torch.ones(frames.shape[:2], dtype=torch.bool)
+                mask = host_copy(batch, "target_mask")
+                rows, steps = np.nonzero(_numpy(mask) > 0) if mask is not None else np.indices(frames.shape[:2])
+                keep = (torch.as_tensor(rows.ravel(), device=frames.device),
+                        torch.as_tensor(steps.ravel(), device=frames.device))  # host indices: no mask sync
                 scores.append(disc.image(torch.nan_to_num(frames[keep])).float())
             if disc.sequence is not None:
                 scores.append(disc.sequence(self._sequences(batch, frames)).float())
