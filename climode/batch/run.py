@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 import uuid
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -219,6 +221,35 @@ def _cached_model(checkpoint: str | None, device: str, sha256: str):
     return model
 
 
+def worker_device(device: str, worker_name: Any, n_gpus: int) -> str:
+    """The device of one worker: ``cuda`` and ``auto`` become GPU (worker index mod ``n_gpus``).
+
+    Without this every worker of a node would load its model onto cuda:0.  The
+    index is the worker's name when it is a number (LocalCluster) or ends in one
+    (dask-jobqueue's ``<job>-<process>``); an explicit ``cuda:N`` or ``cpu`` stays.
+    """
+    if n_gpus < 1 or device not in ("auto", "cuda"):
+        return device
+    if isinstance(worker_name, int):
+        index = worker_name
+    else:
+        digits = re.search(r"(\d+)$", str(worker_name))
+        index = int(digits.group(1)) if digits else zlib.crc32(str(worker_name).encode())
+    return f"cuda:{index % n_gpus}"
+
+
+def _this_worker_device(device: str) -> str:
+    import torch
+
+    try:
+        from distributed import get_worker
+
+        name = get_worker().name
+    except (ImportError, ValueError):  # not on a Dask worker
+        name = 0
+    return worker_device(device, name, torch.cuda.device_count() if torch.cuda.is_available() else 0)
+
+
 def _cached_data(data: str | None, variables: list[str], run_id: str, names=None, units=None):
     """The dataset, opened once per worker and run (a new run reopens it: archives grow)."""
     key = (data, tuple(variables), run_id)
@@ -237,7 +268,7 @@ def forecast_task(task: Task, *, checkpoint: str | None, sha256: str, device: st
     from climode.batch.spec import data_time
 
     try:
-        model = _cached_model(checkpoint, device, sha256)
+        model = _cached_model(checkpoint, _this_worker_device(device), sha256)
         ds = _cached_data(data, model.variables, run_id, names, units)
         times = ds["time"].values
         init = data_time(task.init, times[0])

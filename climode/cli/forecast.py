@@ -18,7 +18,7 @@ data; not an operational forecast).
 
 #: the options of ``climode forecast`` recorded in the output's ``history``, in order
 _HISTORY_OPTIONS = ("times", "data", "var", "units", "basin", "inputs", "init", "checkpoint", "output",
-                    "overwrite", "plot", "animate", "members", "regrid", "device")
+                    "overwrite", "plot", "animate", "members", "regrid", "device", "precision")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -48,6 +48,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--regrid", choices=["bilinear", "conservative"], default="bilinear",
                    help="how data on another grid spacing are regridded (conservative needs climode[regrid])")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--precision", choices=["float32", "bfloat16"],
+                   help="arithmetic of the convolutions (default: what the model was trained in)")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON instead of the table")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors (and no progress bar)")
     p.set_defaults(func=run)
@@ -144,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
     from climode.forecast.storms import format_table, storm_centres, storm_table
 
     _check_before_running(args)
-    model = load_model(args.checkpoint, args.device)
+    model = load_model(args.checkpoint, args.device, precision=args.precision)
     with warnings.catch_warnings(record=True) as caught, interface("cli"):
         warnings.simplefilter("always", HorizonWarning)
         result = model.predict(_data(args), args.times, basin=args.basin, inputs=args.inputs, init=args.init,

@@ -58,6 +58,28 @@ def _resolve_device(name: str | None):
     return torch.device(name)
 
 
+PRECISIONS = ("float32", "bfloat16")
+
+
+def set_precision(model, precision: str | None, *, asked: bool = False) -> None:
+    """Run ``model`` in ``precision``: "float32", or "bfloat16" autocast (None: as its config says).
+
+    A precision the user ``asked`` for applies on every device; one recorded at
+    training time turns bf16 on for GPUs only (``amp``), and the CPU keeps its
+    ``amp_cpu`` switch.  A checkpoint without a recorded precision keeps its config.
+    """
+    config = getattr(model, "config", None)
+    if precision is None or config is None:
+        return
+    if precision not in PRECISIONS:
+        raise ClimodeError(f"precision {precision!r} is unknown; use one of {', '.join(PRECISIONS)}")
+    bf16 = precision == "bfloat16"
+    if hasattr(config, "amp"):
+        config.amp = bf16
+    if hasattr(config, "amp_cpu") and (asked or not bf16):
+        config.amp_cpu = bf16
+
+
 class Forecaster:
     """A trained model with its config, variables, normalisation and grid."""
 
@@ -81,8 +103,12 @@ class Forecaster:
     # ------------------------------------------------------------------ loading
     @classmethod
     def from_checkpoint(cls, path: str | Path | None = None, device: str | None = "auto", *,
-                        video: bool = False) -> "Forecaster":
-        """Load a checkpoint; ``video=True`` also accepts models of video frames (for evaluation)."""
+                        video: bool = False, precision: str | None = None) -> "Forecaster":
+        """Load a checkpoint; ``video=True`` also accepts models of video frames (for evaluation).
+
+        The model runs in the precision it was trained in (the sidecar's
+        ``training.precision``) unless ``precision`` ("float32" or "bfloat16") says otherwise.
+        """
         from climode.models.registry import get_model
         from climode.training.checkpoint import load_checkpoint
 
@@ -105,6 +131,7 @@ class Forecaster:
             model.load_state_dict(ckpt.state_dict)
         except RuntimeError as exc:
             raise CheckpointError(f"checkpoint {ckpt.path} does not match its own config: {str(exc).splitlines()[0]}") from exc
+        set_precision(model, precision or meta.get("training", {}).get("precision"), asked=precision is not None)
         model.to(torch_device)
         return cls(model, meta, ckpt.path, torch_device)
 
@@ -697,13 +724,15 @@ def _add_hours(t0, hours: float):
     return t0 + dt.timedelta(hours=float(hours))
 
 
-def load_model(path: str | Path | None = None, device: str | None = "auto", *, video: bool = False) -> Forecaster:
+def load_model(path: str | Path | None = None, device: str | None = "auto", *, video: bool = False,
+               precision: str | None = None) -> Forecaster:
     """The forecaster of a checkpoint (the bundled hurricane model by default).
 
     ``video=True`` also loads models trained on video benchmarks (``climode evaluate``);
-    forecasting gridded data needs a model of climate variables.
+    forecasting gridded data needs a model of climate variables.  ``precision``
+    ("float32" or "bfloat16") overrides the precision the model was trained in.
     """
-    return Forecaster.from_checkpoint(path, device, video=video)
+    return Forecaster.from_checkpoint(path, device, video=video, precision=precision)
 
 
 OUTPUT_SUFFIXES = (".nc", ".nc4", ".netcdf", ".zarr")  # what climode.io.write_dataset writes

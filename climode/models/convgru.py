@@ -22,9 +22,10 @@ class ConvGRUCell(nn.Module):
         self.candidate = nn.Conv2d(input_dim + hidden_dim, hidden_dim, kernel_size, padding=pad)
 
     def forward(self, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The new state in float32: under autocast the convolutions run in bf16, the blend does not."""
         x = like_weight(x, self.gates.weight)
-        h = like_weight(h, self.gates.weight)
+        h = like_weight(h, self.gates.weight).float()
         gates = torch.sigmoid(self.gates(torch.cat([x, h.to(x.dtype)], dim=1)))
-        reset, update = gates.chunk(2, dim=1)
-        cand = torch.tanh(self.candidate(torch.cat([x, reset * h.to(x.dtype)], dim=1)))
-        return ((1 - update) * h.to(x.dtype) + update * cand).float()
+        reset, update = gates.float().chunk(2, dim=1)
+        cand = torch.tanh(self.candidate(torch.cat([x, (reset * h).to(x.dtype)], dim=1)))
+        return (1 - update) * h + update * cand.float()

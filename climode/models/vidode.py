@@ -133,7 +133,8 @@ def validate_inputs(cfg, inputs: torch.Tensor, times: np.ndarray, mask: np.ndarr
     if cfg.static_channels:
         if static is None or tuple(static.shape) != (b, cfg.static_channels, h, w):
             raise ModelInputError(f"static channels must have shape {(b, cfg.static_channels, h, w)}")
-    observed = inputs[torch.as_tensor(mask > 0, device=inputs.device)]
+    rows, frames = np.nonzero(mask > 0)  # indices from the host mask: no boolean-mask sync on the device
+    observed = inputs[torch.as_tensor(rows, device=inputs.device), torch.as_tensor(frames, device=inputs.device)]
     if not bool(torch.isfinite(observed).all()):
         raise ModelInputError(
             "observed input frames contain NaN or inf; fill missing cells (e.g. with the mean) "
@@ -201,13 +202,15 @@ class VidODE(nn.Module):
         G keeps the output of its first convolution (16 MB per step at the reference
         preset), which saves recomputing half of G's FLOPs; everything else in it
         (upsampling, BatchNorm, ReLU, the other convolutions, Psi) is recomputed.
+        The convolution is recognised by its weight's shape: under autocast it
+        receives a bf16 copy of the weight, not the parameter itself.
         """
         forward, selective = contextlib.nullcontext(), contextlib.nullcontext()
         if part == "G" and isinstance(self.decoder.net[0], nn.Upsample):
-            kept = self.decoder.net[1].weight
+            kept = self.decoder.net[1].weight.shape
 
             def policy(ctx, op, *args, **kwargs):  # noqa: ARG001 - torch's policy signature
-                if op is torch.ops.aten.convolution.default and args[1] is kept:
+                if op is torch.ops.aten.convolution.default and args[1].shape == kept:
                     return CheckpointPolicy.MUST_SAVE
                 return CheckpointPolicy.PREFER_RECOMPUTE
 

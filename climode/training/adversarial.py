@@ -39,10 +39,15 @@ def sequences_ending_with(batch: dict, frames: torch.Tensor, n_frames: int) -> t
     inputs, targets = batch["inputs"], batch["targets"]
     b_count, t_count = inputs.shape[:2]
     k_count = targets.shape[1]
-    t_in = _numpy(batch["input_times"], (b_count, t_count))
-    t_tg = _numpy(batch["target_times"], (b_count, k_count))
-    m_in = _numpy(batch["input_mask"], (b_count, t_count)) > 0
-    m_tg = (_numpy(batch["target_mask"], (b_count, k_count)) > 0 if batch.get("target_mask") is not None
+    host = batch.get("host", {})  # host copies of times and masks, when the loader made them: no device reads
+
+    def on_host(key):
+        return host.get(key, batch.get(key))
+
+    t_in = _numpy(on_host("input_times"), (b_count, t_count))
+    t_tg = _numpy(on_host("target_times"), (b_count, k_count))
+    m_in = _numpy(on_host("input_mask"), (b_count, t_count)) > 0
+    m_tg = (_numpy(on_host("target_mask"), (b_count, k_count)) > 0 if on_host("target_mask") is not None
             else np.ones((b_count, k_count), dtype=bool))
     real_targets = like_targets(targets, targets)
     context_mask = batch["input_mask"].to(inputs.dtype).reshape(b_count, t_count, *([1] * (inputs.ndim - 2)))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import random
 import re
 import time
@@ -32,6 +33,8 @@ from safetensors.torch import load_file, save_file
 from climode._version import __version__
 from climode.errors import CheckpointError
 from climode.io import atomic_path, atomic_write_text
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 _NAME = re.compile(r"^model-(\d+)\.json$")
@@ -189,21 +192,41 @@ def _unflatten(value: Any, tensors: dict[str, torch.Tensor]) -> Any:
     return value
 
 
-def rng_state() -> dict[str, Any]:
-    """The state of every random generator a training run uses."""
+def rng_state(device: torch.device | None = None) -> dict[str, Any]:
+    """The state of every random generator a training run uses; of CUDA, only ``device``'s (this rank's GPU)."""
     state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(legacy=False), "python": random.getstate()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+    if device is not None and device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
     return state
 
 
-def set_rng_state(state: dict[str, Any]) -> None:
+def cuda_rng_to_restore(saved: Any, device_index: int) -> torch.Tensor | None:
+    """The saved CUDA generator state for GPU ``device_index``, or None when there is none.
+
+    New checkpoints hold one state (the saving rank's GPU); older ones held a list
+    with one state per GPU visible then, which may be longer or shorter than what
+    this machine has: entry ``device_index`` is used when it exists.
+    """
+    if isinstance(saved, torch.Tensor):
+        return saved
+    if isinstance(saved, (list, tuple)) and 0 <= device_index < len(saved):
+        return saved[device_index]
+    return None
+
+
+def set_rng_state(state: dict[str, Any], device: torch.device | None = None) -> None:
+    """Restore ``rng_state``'s generators; the CUDA one onto ``device`` (this rank's GPU)."""
     torch.set_rng_state(state["torch"])
     np.random.set_state(state["numpy"])
     py = state["python"]
     random.setstate((py[0], tuple(py[1]), py[2]))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    if "cuda" in state and device is not None and device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        cuda_state = cuda_rng_to_restore(state["cuda"], index)
+        if cuda_state is None:
+            log.warning("the checkpoint holds no CUDA random state for GPU %d; its generator keeps its seed", index)
+        else:
+            torch.cuda.set_rng_state(cuda_state, device)
 
 
 def save_training_state(directory: str | Path, step: int, state: dict[str, Any]) -> Path:

@@ -38,6 +38,13 @@ from climode.training.losses import (
 )
 
 BATCH_KEYS = ("inputs", "input_times", "input_mask", "targets", "target_times", "target_mask")
+#: batch entries the trainer also keeps on the host (``batch["host"]``): models read masks as plans
+HOST_COPIES = ("input_mask", "target_mask")
+
+
+def host_copy(batch: dict, key: str):
+    """``batch[key]`` from the host copies when the batch has them (no device read), else as it is."""
+    return batch.get("host", {}).get(key, batch.get(key))
 
 
 def _numpy(x) -> np.ndarray:
@@ -113,10 +120,12 @@ class TrainStep:
         targets, target_mask = batch["targets"], batch.get("target_mask")
         losses = {"recon": recon_loss(out.frames, targets, target_mask)}
         if getattr(cfg, "use_composition", False) and out.diff is not None and self.weights.diff:
+            host_target_mask = host_copy(batch, "target_mask")
             sources = [
-                (batch["inputs"], _numpy(batch["input_times"]).reshape(len(targets), -1), _numpy(batch["input_mask"])),
+                (batch["inputs"], _numpy(batch["input_times"]).reshape(len(targets), -1),
+                 _numpy(host_copy(batch, "input_mask"))),
                 (targets, _numpy(batch["target_times"]).reshape(len(targets), -1),
-                 _numpy(target_mask) if target_mask is not None else np.ones(targets.shape[:2])),
+                 _numpy(host_target_mask) if host_target_mask is not None else np.ones(targets.shape[:2])),
             ]
             prev, found = frames_at(out.prev_times, sources)
             available = torch.as_tensor(found, device=targets.device).float()
@@ -137,19 +146,29 @@ class TrainStep:
         scores = []
         with self._autocast(frames.device):
             if disc.image is not None:
-                keep = batch["target_mask"] > 0 if "target_mask" in batch else torch.ones(frames.shape[:2], dtype=torch.bool)
+                mask = host_copy(batch, "target_mask")
+                rows, steps = np.nonzero(_numpy(mask) > 0) if mask is not None else np.indices(frames.shape[:2])
+                keep = (torch.as_tensor(rows.ravel(), device=frames.device),
+                        torch.as_tensor(steps.ravel(), device=frames.device))  # host indices: no mask sync
                 scores.append(disc.image(like_targets(frames, batch["targets"])[keep]).float())
             if disc.sequence is not None:
                 scores.append(disc.sequence(sequences_ending_with(batch, frames, disc.sequence.n_frames)).float())
         return scores
 
-    def _require_finite(self, what: str, values: dict[str, torch.Tensor | float]) -> None:
-        """NonFiniteError unless every value is finite on every rank (checked before any step)."""
-        local = {k: float(v.detach()) if isinstance(v, torch.Tensor) else float(v) for k, v in values.items()}
+    def _require_finite(self, what: str, values: dict[str, torch.Tensor | float]) -> dict[str, float]:
+        """The values as floats; NonFiniteError unless every one is finite on every rank (checked before any step).
+
+        The scalars are stacked and read in one transfer: one device sync for all of them.
+        """
+        device = next((v.device for v in values.values() if isinstance(v, torch.Tensor)), torch.device("cpu"))
+        stacked = torch.stack([v.detach().float().reshape(()) if isinstance(v, torch.Tensor)
+                               else torch.tensor(float(v), device=device) for v in values.values()])
+        local = dict(zip(values, stacked.tolist()))
         if not self.agree(all(math.isfinite(v) for v in local.values())):
             bad = {k: v for k, v in local.items() if not math.isfinite(v)}
             where = f"here: {bad}" if bad else "on another rank"
             raise NonFiniteError(f"{what} became non-finite ({where}); no optimiser step was taken with it")
+        return local
 
     def _update_discriminators(self, batch: dict, out: VidODEOutput, losses: dict[str, torch.Tensor]) -> float:
         """One step of D_img and D_seq on real targets and detached fakes (their LSGAN loss)."""
@@ -160,14 +179,14 @@ class TrainStep:
         real = self._scores(batch, batch["targets"])
         fake = self._scores(batch, out.frames.detach())
         d_loss = sum(lsgan_discriminator_loss(r, f) for r, f in zip(real, fake))
-        self._require_finite("the loss", {**losses, "disc": d_loss})
+        checked = self._require_finite("the loss", {**losses, "disc": d_loss})
         disc.optimizer.zero_grad(set_to_none=True)
         d_loss.backward()
         if disc.sync_grads is not None:
             disc.sync_grads(disc.parameters())
         self._require_finite("a discriminator gradient", {"disc_grad_norm": _grad_norm(disc.parameters())})
         disc.optimizer.step()
-        return float(d_loss.detach())
+        return checked["disc"]
 
     def _adversarial_losses(self, batch: dict, out: VidODEOutput) -> dict[str, torch.Tensor]:
         """L_adv^img and L_adv^seq of the generator, against the (already updated, frozen) discriminators."""
@@ -187,14 +206,15 @@ class TrainStep:
     def __call__(self, batch: dict) -> StepResult:
         model, disc = self.model, self.discriminators
         model.train()
-        out = model(batch["inputs"], batch["input_times"], batch["target_times"], batch.get("input_mask"), batch.get("static"))
+        out = model(batch["inputs"], batch["input_times"], batch["target_times"], host_copy(batch, "input_mask"),
+                    batch.get("static"))
         losses = self.generator_losses(batch, out)
         logged: dict[str, float] = {}
         if disc.modules:
             logged["disc"] = self._update_discriminators(batch, out, losses)  # 1) D on detached fakes
             losses.update(self._adversarial_losses(batch, out))  # 2) G against the updated D
         total = self.total_loss(losses)
-        self._require_finite("the loss", {**losses, "total": total})
+        checked = self._require_finite("the loss", {**losses, "total": total})
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         params = [p for p in model.parameters() if p.grad is not None]
@@ -204,8 +224,7 @@ class TrainStep:
             norm = _grad_norm(params)
         self._require_finite("the generator gradient", {"grad_norm": norm})
         self.optimizer.step()
-        logged.update({k: float(v.detach()) for k, v in losses.items()})
-        logged["total"] = float(total.detach())
+        logged.update(checked)  # the losses as read by the finiteness check: no further device read
         logged["nfe_encoder"] = out.nfe_encoder
         logged["nfe_decoder"] = out.nfe_decoder
         return StepResult(losses=logged, output=out)

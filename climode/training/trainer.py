@@ -8,8 +8,11 @@
 - Under ``torchrun --nproc_per_node N`` it trains with DistributedDataParallel
   (NCCL on GPU, gloo on CPU); each rank takes every N-th window of an epoch padded
   (as torch's DistributedSampler) so every rank runs the same number of batches.
-  The discriminators' gradients are all-reduced too, and the NaN/inf guard is
-  agreed by every rank before any step.
+  The discriminators' gradients are all-reduced too, the NaN/inf guard is
+  agreed by every rank before any step, and so is stopping: when one rank's
+  ``train.max_minutes`` is spent every rank stops after the same step.  Each rank
+  uses its LOCAL_RANK GPU (``device: cuda`` or ``auto``; ``cuda:N`` is refused)
+  and checkpoints hold the CUDA random state of rank 0's GPU only.
 - Adversarial learning follows the model's registry entry
   (``registry.training_flags``); ``train.discriminators`` true/false overrides it.
 - ``train.compile`` compiles the encoder and decoder in place
@@ -39,11 +42,12 @@ from climode.errors import ClimodeError, ConfigError
 from climode.models.discriminators import ImageDiscriminator, SequenceDiscriminator
 from climode.models.inference import deterministic_forecast
 from climode.models.periodic import is_periodic_grid, periodic_longitude
+from climode.models.precision import precision_name
 from climode.training import checkpoint as ckpt
 from climode.training.data import TrainingData, build_training_data, check_time_units
 from climode.training.host_memory import keep_freed_memory, release_large_blocks
 from climode.training.recipe import Recipe
-from climode.training.step import Discriminators, NonFiniteError, TrainStep
+from climode.training.step import HOST_COPIES, Discriminators, NonFiniteError, TrainStep, host_copy
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +59,17 @@ class TrainingError(ClimodeError):
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` picks CUDA when available; under torchrun each rank takes its LOCAL_RANK GPU."""
+    """``auto`` picks CUDA when available; under torchrun each rank takes its LOCAL_RANK GPU.
+
+    ``cuda:N`` names one GPU, so with more than one process it would put every
+    rank on that GPU: it is refused then (use ``cuda`` or ``auto``).
+    """
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if name.startswith("cuda:") and world > 1:
+        raise ConfigError(f"device {name} would put all {world} torchrun processes on one GPU; "
+                          "use device cuda (or auto): each rank then takes its LOCAL_RANK GPU")
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
             raise ConfigError("device cuda was asked for but no CUDA device is available; use --device cpu")
@@ -83,14 +95,19 @@ class EpochSampler(Sampler):
     def __init__(self, n: int, epoch: int, seed: int, shuffle: bool, rank: int = 0, world: int = 1, skip: int = 0):
         if not 0 <= rank < world:
             raise ConfigError(f"rank {rank} is outside a world of {world} processes")
-        order = np.arange(n)
-        if shuffle:
-            rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(7, epoch))))
-            order = rng.permutation(n)
-        total = self.per_rank(n, world) * world
-        if total > n:
-            order = np.concatenate([order, np.resize(order, total - n)])
-        self.keys = [(epoch, int(i)) for i in order[rank::world]][skip:]
+        self.n, self.seed, self.shuffle, self.rank, self.world = n, seed, shuffle, rank, world
+        self.set_epoch(epoch, skip)
+
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+        """Draw ``epoch``'s keys from position ``skip`` on (one DataLoader and its workers serve every epoch)."""
+        order = np.arange(self.n)
+        if self.shuffle:
+            rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(self.seed, spawn_key=(7, epoch))))
+            order = rng.permutation(self.n)
+        total = self.per_rank(self.n, self.world) * self.world
+        if total > self.n:
+            order = np.concatenate([order, np.resize(order, total - self.n)])
+        self.keys = [(epoch, int(i)) for i in order[self.rank :: self.world]][skip:]
 
     @staticmethod
     def per_rank(n: int, world: int = 1) -> int:
@@ -159,7 +176,9 @@ class TrainResult:
 
 
 def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    out = {}
+    """The batch's tensors on ``device`` (times stay on the host); ``host`` keeps the masks' host copies,
+    which the models read as plans, so no mask makes a round trip to the device and back."""
+    out: dict[str, Any] = {"host": {k: batch[k] for k in HOST_COPIES if k in batch}}
     for k, v in batch.items():
         if isinstance(v, torch.Tensor) and k not in ("input_times", "target_times"):
             out[k] = v.to(device, non_blocking=True)
@@ -172,7 +191,9 @@ class Trainer:
     """Train ``recipe`` into ``run_dir``."""
 
     def __init__(self, recipe: Recipe, run_dir: str | Path, *, resume: bool = False, device: str | None = None,
-                 progress: bool = True):
+                 progress: bool = True, clock=time.perf_counter):
+        #: seconds for the ``train.max_minutes`` budget (a test skews one rank's clock through it)
+        self.clock = clock
         self.recipe = recipe
         self.run_dir = Path(run_dir)
         self.resume = resume
@@ -267,14 +288,15 @@ class Trainer:
             # the longest lead trained on: forecasts warn past it and refuse leads past 8x it
             "max_lead": get_protocol(recipe.data.protocol, **recipe.data.protocol_args).trained_lead_hours(),
             "trained_on": f"{recipe.data.dataset} ({recipe.data.split} split)",
-            "training": {"discriminators": self.use_discriminators},
+            "training": {"discriminators": self.use_discriminators,
+                         "precision": precision_name(getattr(self.model, "config", None), self.device)},
         }
 
     def _training_state(self, epoch: int, batch_in_epoch: int, elapsed: float) -> dict[str, Any]:
         state: dict[str, Any] = {
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
-            "rng": ckpt.rng_state(),
+            "rng": ckpt.rng_state(self.device),
             "data": {"epoch": epoch, "batch": batch_in_epoch},
             "elapsed_seconds": elapsed,
             "torch_threads": torch.get_num_threads(),
@@ -315,7 +337,7 @@ class Trainer:
             self.disc.image.load_state_dict(state["disc_image"])
             self.disc.sequence.load_state_dict(state["disc_sequence"])
             self.disc.optimizer.load_state_dict(state["disc_optimizer"])
-        ckpt.set_rng_state(state["rng"])
+        ckpt.set_rng_state(state["rng"], self.device)
         threads = state.get("torch_threads")
         if threads is not None and threads != torch.get_num_threads():
             log.warning("the run was checkpointed with %d torch threads and resumes with %d: losses will differ "
@@ -325,14 +347,24 @@ class Trainer:
         return loaded.step, int(state["data"]["epoch"]), int(state["data"]["batch"]), float(state["elapsed_seconds"])
 
     def _loader(self, epoch: int, skip_batches: int) -> DataLoader:
+        """The training loader positioned at ``epoch``, batch ``skip_batches``: built once, its sampler moved on.
+
+        Worker processes persist across epochs; on CUDA batches come from pinned
+        memory, so their host-to-device copies are asynchronous.
+        """
         data = self.recipe.data
+        skip = skip_batches * data.batch_size
+        if getattr(self, "_train_loader", None) is not None:
+            self._train_loader.sampler.set_epoch(epoch, skip)
+            return self._train_loader
         sampler = EpochSampler(len(self.data.train), epoch, self.recipe.train.seed, shuffle=True,
-                               rank=self.rank, world=self.world, skip=skip_batches * data.batch_size)
-        kwargs: dict[str, Any] = {}
+                               rank=self.rank, world=self.world, skip=skip)
+        kwargs: dict[str, Any] = {"pin_memory": self.device.type == "cuda"}
         if data.num_workers:
-            kwargs = {"worker_init_fn": worker_init, "persistent_workers": False}
-        return DataLoader(self.data.train, batch_size=data.batch_size, sampler=sampler, collate_fn=collate_windows,
-                          num_workers=data.num_workers, **kwargs)
+            kwargs.update(worker_init_fn=worker_init, persistent_workers=True)
+        self._train_loader = DataLoader(self.data.train, batch_size=data.batch_size, sampler=sampler,
+                                        collate_fn=collate_windows, num_workers=data.num_workers, **kwargs)
+        return self._train_loader
 
     # ------------------------------------------------------------------ validation
     @torch.no_grad()
@@ -352,7 +384,7 @@ class Trainer:
         for batch in loader:
             batch = _to_device(batch, self.device)
             out = deterministic_forecast(self.model, batch["inputs"], batch["input_times"], batch["target_times"],
-                                         batch["input_mask"], batch.get("static"))
+                                         host_copy(batch, "input_mask"), batch.get("static"))
             valid = torch.isfinite(batch["targets"]) & (batch["target_mask"] > 0)[..., None, None, None]
             err = torch.where(valid, out.frames - torch.nan_to_num(batch["targets"]), torch.zeros(()))
             sums["l1"] += float(err.abs().sum())
@@ -413,7 +445,7 @@ class Trainer:
             _truncate_csv(log_path, step)
             _truncate_csv(val_path, step)
         result = TrainResult(steps=step, checkpoint=ckpt.latest_checkpoint(self.run_dir))
-        start = time.perf_counter() - elapsed
+        start = self.clock() - elapsed
         bar = None
         if self.progress:
             from tqdm.auto import tqdm
@@ -458,15 +490,15 @@ class Trainer:
                     if scores and self.rank == 0:
                         result.validation.append(scores)
                         _append_csv(val_path, scores)
-                elapsed = time.perf_counter() - start
-                done = step >= max_steps or elapsed >= budget_s
+                elapsed = self.clock() - start
+                done = self._stop_agreed(step >= max_steps or elapsed >= budget_s)
                 if step % t.checkpoint_every == 0 or done:
                     self._save(step, epoch, batch_in_epoch, elapsed)
                     last_saved = step
                 if done or epoch_done:
                     break
         if last_saved != step:
-            self._save(step, epoch, batch_in_epoch, time.perf_counter() - start)
+            self._save(step, epoch, batch_in_epoch, self.clock() - start)
         if bar is not None:
             bar.close()
         result.steps = step
@@ -475,6 +507,17 @@ class Trainer:
             self._check_replicas_agree()
             torch.distributed.barrier()  # no rank leaves while another still talks to it
         return result
+
+    def _stop_agreed(self, stop: bool) -> bool:
+        """Stop when any rank's budget is spent: every rank then stops after the same step.
+
+        Each rank measures ``train.max_minutes`` on its own clock; without this
+        one all-reduce per step a rank whose clock ran ahead left while the
+        others waited for it in the next step's gradient all-reduce.
+        """
+        if not self.distributed:
+            return stop
+        return not all_ranks_agree(not stop)
 
     def _check_replicas_agree(self) -> None:
         """Every rank must end with the same weights: the generator and the discriminators."""

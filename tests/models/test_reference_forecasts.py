@@ -270,3 +270,21 @@ def test_wind_from_normalizer_and_grid_checks():
         model(torch.zeros(1, 1, 3, 4, 4), torch.tensor([0.0]), torch.tensor([1.0]))
     with pytest.raises(ConfigError):
         WindAdvectionConfig(in_channels=3, u_channel=1, v_channel=1)
+
+
+def test_wind_advection_in_float32_off_the_cpu_matches_float64(monkeypatch):
+    from climode.models.baselines import reference
+    from climode.training.host_syncs import count_host_traffic
+
+    assert reference.advection_dtype(torch.device("cuda")) == torch.float32
+    assert reference.advection_dtype(torch.device("mps")) == torch.float32
+    field = _blob(len(LAT), len(LON), 12.0, 10, sigma=2.0)
+    x = _climate(10.0, -4.0, field).float()
+    model = WindAdvection(LAT, LON, in_channels=3)
+    times, queries = torch.tensor([0.0]), torch.tensor([6.0, 12.0, 30.0])
+    cpu = model(x, times, queries).frames
+    monkeypatch.setattr(reference, "advection_dtype", lambda device: torch.float32)  # as on a GPU
+    with count_host_traffic(host=[times, queries]) as traffic:  # times are host data
+        gpu_like = model(x, times, queries).frames
+    assert not traffic.float64 and traffic.n_syncs == 0
+    assert torch.allclose(gpu_like, cpu, atol=1e-5)

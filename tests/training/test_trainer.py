@@ -106,7 +106,7 @@ def test_two_gloo_processes_under_torchrun(tiny_recipe, tmp_path):
     assert "all 2 ranks hold identical weights (generator checksum" in proc.stderr
     assert "discriminators checksum" in proc.stderr
     ckpt = load_checkpoint(run)
-    assert ckpt.step == 3 and ckpt.meta["training"] == {"discriminators": True}
+    assert ckpt.step == 3 and ckpt.meta["training"] == {"discriminators": True, "precision": "float32"}
 
 
 def test_training_on_a_global_grid_wraps_in_longitude(tiny_recipe, tmp_path):

@@ -73,7 +73,7 @@ def test_discriminators_follow_the_registry_training_flags(tiny_recipe, tmp_path
     trainer._setup()
     assert (trainer.disc is not None) == expected
     assert (trainer.step_fn.discriminators.modules != []) == expected
-    assert trainer.meta()["training"] == {"discriminators": expected}
+    assert trainer.meta()["training"] == {"discriminators": expected, "precision": "float32"}
 
 
 def test_an_explicit_recipe_switch_overrides_the_registry(tiny_recipe, tmp_path, caplog):
