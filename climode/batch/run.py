@@ -287,10 +287,8 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else ""
 
 
-def _failure(future) -> str:
-    if future.status == "cancelled":
-        return "cancelled"
-    exc = future.exception()
+def _failure(exc: BaseException) -> str:
+    """One line for a task's exception: a ClimodeError's own message, otherwise its type and first line."""
     text = _first_line(exc)
     if isinstance(exc, ClimodeError):
         return text or type(exc).__name__
@@ -346,12 +344,16 @@ def run_batch(spec: BatchSpec, client, progress: bool = True, plan: BatchPlan | 
 
 def _collect(completed, tasks: dict, store, summary: BatchSummary, bar) -> None:
     """Write each finished task's result as it arrives; record failures and go on."""
+    handled = set()
     for future in completed:
+        if future.key in handled:  # a result lost with its worker and recomputed can be yielded twice
+            continue
+        handled.add(future.key)
         task = tasks[future.key]
-        try:
-            result = future.result() if future.status == "finished" else TaskFailure(_failure(future))
-        except Exception as exc:  # noqa: BLE001 - e.g. the result was lost with its worker
-            result = TaskFailure(f"{type(exc).__name__}: {_first_line(exc)}")
+        try:  # a "lost" future (its worker died holding the result) waits here for its recomputation
+            result = TaskFailure("cancelled") if future.status == "cancelled" else future.result()
+        except Exception as exc:  # noqa: BLE001 - the task's own error, or its worker died too often
+            result = TaskFailure(_failure(exc))
         if isinstance(result, TaskFailure):
             summary.failed.append((str(task), result.message))
             log.warning("task %s failed: %s", task, result.message)

@@ -7,11 +7,15 @@ from climode.training.recipe import load_recipe
 from climode.training.trainer import Trainer
 
 
-def test_decoder_step_other_than_the_protocol_step_is_an_error_naming_both(tiny_recipe, tmp_path):
-    recipe = load_recipe(tiny_recipe, ["model.config.decoder_step=1.0", "data.validation_split=null"])
-    with pytest.raises(ConfigError, match=r"decoder_step is 1 hours but the protocol's step is 3 hours "
-                                          r"\(data.protocol_args.step_hours\); set model.config.decoder_step: 3"):
-        Trainer(recipe, tmp_path / "run", device="cpu", progress=False).fit()
+def test_a_decoder_grid_finer_than_the_protocol_step_trains_with_exact_targets(tiny_recipe, tmp_path):
+    """decoder_step 1 h on 3-hourly targets: each target is three grid steps, reached exactly."""
+    from climode.training.checkpoint import load_checkpoint
+
+    recipe = load_recipe(tiny_recipe, ["model.config.decoder_step=1.0", "data.validation_split=null",
+                                       "train.max_steps=1", "train.discriminators=false"])
+    Trainer(recipe, tmp_path / "run", device="cpu", progress=False).fit()
+    ckpt = load_checkpoint(tmp_path / "run")
+    assert ckpt.step == 1 and ckpt.meta["recipe"]["model"]["config"]["decoder_step"] == 1.0
 
 
 def test_default_time_scale_for_hours_and_a_foreign_time_unit_are_errors(tiny_recipe, tmp_path):
