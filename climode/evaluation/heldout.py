@@ -46,7 +46,7 @@ def _files(dataset: str) -> set[str]:
 
 
 def recipe_section(recipe_data: dict[str, Any]) -> DataSection:
-    """The data section of a checkpoint's recipe (``meta["recipe"]["data"]``), keys this climode does not know dropped."""
+    """The data section of a checkpoint's recipe (``meta["recipe"]["data"]``) without keys it does not know."""
     allowed = set(DataSection.__dataclass_fields__)
     return DataSection(**{k: v for k, v in recipe_data.items() if k in allowed})
 

@@ -115,7 +115,6 @@ def training_climatology(forecaster, section, config: EvaluationConfig, stride: 
     description says so.
     """
     from climode.data.catalog import load_catalog
-    from climode.training.data import climate_sequences
 
     clim = _climatology_section(forecaster, section, config)
     key = repr((clim, tuple(forecaster.variables), stride))
@@ -199,10 +198,7 @@ def evaluate(forecaster, config: EvaluationConfig | None = None, progress: bool 
         truth_centres = None
         if centres is not None:
             truth_centres = centres(truth)
-            for b, idx in enumerate(batch["sample_index"].tolist()):
-                seq_id, start, spec = dataset.window(int(idx), 0)
-                for k, offset in enumerate(spec.target_offsets):
-                    storms.add(seq_id, start + int(offset), truth_centres[b][k])
+            storms.add_windows(dataset, batch["sample_index"].tolist(), truth_centres)
         for name, frames in predictions.items():
             pred = np.where(valid, forecaster.normalizer.denormalize(frames, channel_axis=2), np.nan)
             fields[name].update(pred, truth, leads)
@@ -222,20 +218,15 @@ def climate_results(forecaster, fields: dict[str, FieldScorer], tracks: dict[str
     ci: dict[str, Any] = {}
     intensity: dict[str, Any] = {}
     for name, scorer in fields.items():
-        track_scores = tracks[name].scores() if tracks is not None else {}
-        system: dict[str, Any] = {"overall": {}, "leads": {}}
         blocks = scorer.blocks()
-        if tracks is not None:
-            for key, block in blocks.items():
-                block["track"] = TrackScorer.block(track_scores.get(key, {}))
-        system["overall"] = blocks.get(OVERALL, {})
-        system["leads"] = by_lead(blocks)
-        out[name] = system
-        if tracks is not None:
-            intensity[name] = TrackScorer.intensity(track_scores)
         ci[name] = scorer.intervals(bootstrap, seed)
         if tracks is not None:
+            track_scores = tracks[name].scores()
+            for key, block in blocks.items():
+                block["track"] = TrackScorer.block(track_scores.get(key, {}))
+            intensity[name] = TrackScorer.intensity(track_scores)
             ci[name]["track"] = tracks[name].intervals(bootstrap, seed)
+        out[name] = {"overall": blocks.get(OVERALL, {}), "leads": by_lead(blocks)}
     out["meta"] = {
         "n_windows": counts["n_windows"],
         # distinct truth storms: truth centres stitched into tracks per season over the scored valid times

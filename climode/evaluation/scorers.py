@@ -203,6 +203,13 @@ class StormCount:
         self.centres[(seq_id, time_index)] = centres
         self.storm_times += len(centres)
 
+    def add_windows(self, dataset: Any, sample_index: Sequence[int], centres: list[dict[int, list]]) -> None:
+        """Truth centres of windows ``sample_index`` of a :class:`~climode.data.loader.WindowDataset`, per target."""
+        for b, idx in enumerate(sample_index):
+            seq_id, start, spec = dataset.window(int(idx), 0)
+            for k, offset in enumerate(spec.target_offsets):
+                self.add(seq_id, start + int(offset), centres[b][k])
+
     def distinct(self, sequences) -> int:
         """Truth centres stitched into tracks per season, over runs of consecutive valid times."""
         total = 0
