@@ -51,9 +51,9 @@ def baseline_systems(names: list[str], channels: int, *, normalizer: Any = None,
 
 
 def build_systems(forecaster: Any, names: list[str], *, lat: Any = None, lon: Any = None,
-                  model: dict[str, torch.nn.Module] | None = None) -> dict[str, torch.nn.Module]:
-    """``{"model": forecaster.model}`` (or ``model``, e.g. several runs of it), then the baselines ``names``."""
-    systems = dict(model) if model is not None else {"model": forecaster.model}
+                  model_systems: dict[str, torch.nn.Module] | None = None) -> dict[str, torch.nn.Module]:
+    """``{"model": forecaster.model}`` (or ``model_systems``, e.g. two runs of it), then the baselines ``names``."""
+    systems = dict(model_systems) if model_systems is not None else {"model": forecaster.model}
     systems.update(baseline_systems(names, len(forecaster.variables), normalizer=forecaster.normalizer,
                                     lat=lat, lon=lon))
     return systems

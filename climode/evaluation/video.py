@@ -67,10 +67,10 @@ def evaluate_video(forecaster, config, progress: bool = True) -> dict[str, Any]:
     dataset = held_out_windows(clips, None, protocol, forecaster.normalizer, seed=config.seed, windows=config.windows)
     lpips_weights = config.lpips_weights or os.environ.get(LPIPS_WEIGHTS_ENV) or None
     metrics = ["ssim", "psnr", "mse", "mae"] + (["lpips"] if lpips_weights else [])
-    model = None
+    model_systems = None
     if config.interpolate:  # as climode interpolate runs it, and the forward run alone
-        model = {"model": TwoWayInterpolation(forecaster.model), "model_forward_only": forecaster.model}
-    systems = build_systems(forecaster, config.baselines, model=model)
+        model_systems = {"model": TwoWayInterpolation(forecaster.model), "model_forward_only": forecaster.model}
+    systems = build_systems(forecaster, config.baselines, model_systems=model_systems)
     scores = {name: ImageScorer(metrics, lpips_weights=lpips_weights, psnr_max_db=PSNR_CAP_DB) for name in systems}
     leads_seen: set[float] = set()
     for batch, predictions in forecast_windows(dataset, systems, batch_size=config.batch_size, seed=config.seed,
