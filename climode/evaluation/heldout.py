@@ -22,6 +22,8 @@ import os
 from typing import Any
 
 from climode.errors import ConfigError
+from climode.training.data import VIDEO_SETS, _catalog_entry, recipe_seeds
+from climode.training.recipe import DataSection
 
 #: video splits that contain another (``all`` contains every split)
 _CONTAINS = {"all": None, "train": {"train_dev", "validation"}}
@@ -43,11 +45,14 @@ def _files(dataset: str) -> set[str]:
         return set()
 
 
+def recipe_section(recipe_data: dict[str, Any]) -> DataSection:
+    """The data section of a checkpoint's recipe (``meta["recipe"]["data"]``) without keys it does not know."""
+    allowed = set(DataSection.__dataclass_fields__)
+    return DataSection(**{k: v for k, v in recipe_data.items() if k in allowed})
+
+
 def check_held_out(meta: dict[str, Any], data: str, split: str, n_sequences: int) -> None:
     """ConfigError unless scoring ``split`` of ``data`` avoids what the checkpoint (``meta``) trained on."""
-    from climode.training.data import VIDEO_SETS, _catalog_entry, recipe_seeds
-    from climode.training.recipe import DataSection
-
     recipe_data = dict(meta.get("recipe", {}).get("data", {}))
     trained = recipe_data.get("dataset")
     trained_split = recipe_data.get("split")
@@ -62,8 +67,7 @@ def check_held_out(meta: dict[str, Any], data: str, split: str, n_sequences: int
     if entry is not None and entry.driver == "synthetic":
         if trained != data:
             return
-        allowed = set(DataSection.__dataclass_fields__)
-        section = DataSection(**{k: v for k, v in recipe_data.items() if k in allowed})
+        section = recipe_section(recipe_data)
         seen = set(recipe_seeds(section, entry, trained_split, section.n_sequences))
         section.seeds = None
         scored = set(recipe_seeds(section, entry, split, n_sequences))

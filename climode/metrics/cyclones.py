@@ -1,4 +1,4 @@
-"""Cyclone centres from PSL minima, tracks, and track scores (POD, FAR, errors).
+"""Cyclone centres from PSL minima, tracks, and their matching against the truth.
 
 Detection (per frame, in the spirit of TempestExtremes' DetectNodes):
 
@@ -17,7 +17,8 @@ Detection (per frame, in the spirit of TempestExtremes' DetectNodes):
 Tracks stitch centres over time greedily by shortest distance, with a
 maximum jump of ``max_speed_km_per_6h * dt / 6 h``.  Scores match forecast and
 truth centres at each valid time within ``max_distance_km`` (optimal
-one-to-one assignment) and report POD, FAR, track error and intensity errors.
+one-to-one assignment); :func:`climode.metrics.streaming.score_tracks` turns the
+matches into POD, FAR, track error and intensity errors.
 Distances are haversine great-circle distances with R = 6371 km.
 """
 
@@ -506,34 +507,3 @@ def match_tracks(
         res.false_alarms.extend((t, a) for k, a in enumerate(f) if k not in mf)
     return res
 
-
-def score_matches(m: MatchResult, miss_penalty_km: float) -> dict[str, float]:
-    """Scores of a :class:`MatchResult` (see :func:`score_tracks`)."""
-    from climode.metrics.streaming import TrackScoreAccumulator
-
-    acc = TrackScoreAccumulator(miss_penalty_km=miss_penalty_km)
-    acc.add_matches(m)
-    return acc.compute()["overall"]
-
-
-def score_tracks(
-    forecast_centres_by_time: Any,
-    truth_centres_by_time: Any,
-    max_distance_km: float = 300.0,
-    *,
-    miss_penalty_km: float | None = None,
-    times: Iterable[Any] | None = None,
-) -> dict[str, float]:
-    """POD, FAR, track and intensity errors of forecast centres against truth centres.
-
-    Keys: ``n_truth``, ``n_forecast``, ``hits``, ``misses``, ``false_alarms``,
-    ``pod`` (hits / n_truth), ``far`` (false alarms / n_forecast),
-    ``track_error_km`` (mean over hits), ``min_psl_error_hpa`` and
-    ``max_wind_error_ms`` (mean absolute, forecast minus truth, over hits),
-    ``min_psl_bias_hpa``, ``max_wind_bias_ms``, and
-    ``penalised_track_error_km``: mean distance over hits, misses and false
-    alarms, where each miss or false alarm counts ``miss_penalty_km``
-    (default ``max_distance_km``).  Undefined ratios are NaN, never 0.
-    """
-    m = match_tracks(forecast_centres_by_time, truth_centres_by_time, max_distance_km, times=times)
-    return score_matches(m, max_distance_km if miss_penalty_km is None else miss_penalty_km)
