@@ -40,13 +40,14 @@ class ForecastProgress:
     @contextlib.contextmanager
     def decoding(self):
         """Count the decoder's steps while the block runs."""
-        if self.bar is None:
+        bar = self.bar
+        if bar is None:
             yield
             return
         self.stage("encoding and decoding")
 
         def count(*_) -> None:  # a forward hook's return value would replace the module's output
-            self.bar.update(1)
+            bar.update(1)
 
         handle = self.model.decoder.register_forward_hook(count)
         try:

@@ -66,10 +66,11 @@ def test_cf_output_names_the_fields_times_and_model():
                                    "standard_name": "air_pressure_at_mean_sea_level", "original_name": "slp"}
     init = source.time.values[-1]
     valid = [init + np.timedelta64(3, "h"), init + np.timedelta64(5 * 3600 + 54 * 60, "s")]
-    out = cf_forecast(fields, valid, [3.0, 5.9], init, None, source, model_attributes("vidode", None, {}))
+    out = cf_forecast(fields, valid, [3.0, 5.9], init, None, source, model_attributes("vidode", None, {}), "made")
     assert list(out.forecast_period.values) == [np.timedelta64(3, "h"), np.timedelta64(5 * 3600 + 54 * 60, "s")]
     assert out.forecast_reference_time.values == init and out.attrs["Conventions"] == "CF-1.8"
     assert out.attrs["climode_model"] == "vidode" and out.attrs["climode_checkpoint"] == ""
+    assert out.attrs["history"] == "made"
 
 
 def test_predict_with_info_tells_what_predict_returns(forecaster, sample):
