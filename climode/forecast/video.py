@@ -67,7 +67,8 @@ class TwoWayInterpolation(torch.nn.Module):
         self.config = getattr(model, "config", None)
 
     def forward(self, inputs, input_times, query_times, input_mask=None, static=None):
-        from climode.models.vidode import VidODEOutput, as_batch_times
+        from climode.models.base import ForecastOutput
+        from climode.models.vidode import as_batch_times
 
         b = inputs.shape[0]
         times = as_batch_times(input_times, b, "input_times")
@@ -79,7 +80,7 @@ class TwoWayInterpolation(torch.nn.Module):
             raise ModelInputError("two-way interpolation needs every query inside the observed frames")
         back_mask = None if input_mask is None else torch.as_tensor(mask[:, ::-1].copy(), device=inputs.device)
         behind = self.model(inputs.flip(1), end - times[:, ::-1], end - queries, back_mask).frames
-        return VidODEOutput(frames=(ahead + behind) / 2)
+        return ForecastOutput(frames=(ahead + behind) / 2)
 
 
 @dataclass

@@ -111,7 +111,8 @@ def test_output_name_and_plot_extra_are_checked_before_the_forecast_runs(checkpo
     def never(*args, **kwargs):
         raise AssertionError("the forecast ran")
 
-    monkeypatch.setattr(Forecaster, "predict", never)
+    for name in ("predict", "predict_with_info"):
+        monkeypatch.setattr(Forecaster, name, never)
     assert main(["forecast", "--checkpoint", str(checkpoint), "--output", str(tmp_path / "out.txt")]) == 2
     assert "use a .nc or .zarr file name" in capsys.readouterr().err
     monkeypatch.setitem(sys.modules, "cartopy.crs", None)  # cartopy not installed
