@@ -44,7 +44,8 @@ class EvaluationConfig:
     n_sequences: int = 4
     windows: int = 240
     batch_size: int = 8
-    baselines: list[str] = field(default_factory=lambda: ["persistence", "advection"])
+    #: None: :func:`default_baselines` of ``data`` and ``interpolate``
+    baselines: list[str] | None = None
     seed: int = 0
     bootstrap: int = 1000
     tracks: bool = True
@@ -58,6 +59,8 @@ class EvaluationConfig:
     interpolate: int | None = None
 
     def __post_init__(self) -> None:
+        if self.baselines is None:
+            self.baselines = default_baselines(self.data, self.interpolate)
         unknown = [b for b in self.baselines if b not in BASELINE_ALIASES]
         if unknown:
             raise ConfigError(f"unknown baseline {unknown[0]!r}; choose from {', '.join(sorted(BASELINE_ALIASES))}")
@@ -69,6 +72,16 @@ class EvaluationConfig:
             raise ConfigError(f"clips must be >= 1 or None, got {self.clips}")
         if self.climatology_sequences is not None and self.climatology_sequences < 1:
             raise ConfigError(f"climatology_sequences must be >= 1 or None, got {self.climatology_sequences}")
+
+
+def default_baselines(data: str, interpolate: int | None = None) -> list[str]:
+    """The baselines scored when none are named: persistence and advection for climate fields,
+    persistence and pysteps for video, frame blending and flow for video interpolation."""
+    from climode.training.data import VIDEO_SETS  # where used, as in evaluate(): no training import at load time
+
+    if interpolate:
+        return ["blend", "flow"]
+    return ["persistence", "pysteps"] if data in VIDEO_SETS else ["persistence", "advection"]
 
 
 def _data_section(forecaster, config: EvaluationConfig):
