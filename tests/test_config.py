@@ -115,12 +115,10 @@ def test_load_config_errors_are_one_line(tmp_path, text, message):
     assert "\n" not in str(info.value)
 
 
-def test_old_import_locations_still_work():
-    from climode.batch.spec import load_spec  # noqa: F401
+def test_from_dict_is_still_importable_from_its_old_home():
     from climode.models.config import from_dict as old_from_dict
-    from climode.training.recipe import parse_override as old_parse_override, read_yaml as old_read_yaml
 
-    assert old_from_dict is from_dict and old_read_yaml is read_yaml and old_parse_override is parse_override
+    assert old_from_dict is from_dict
 
 
 def test_recipes_and_batch_specs_read_numbers_alike(tmp_path):

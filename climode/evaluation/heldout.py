@@ -19,9 +19,9 @@ Anything else is a :class:`~climode.errors.ConfigError` with a one-line fix.
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from climode.errors import ConfigError
+from climode.models.checkpoint_meta import CheckpointMeta
 
 #: video splits that contain another (``all`` contains every split)
 _CONTAINS = {"all": None, "train": {"train_dev", "validation"}}
@@ -43,12 +43,12 @@ def _files(dataset: str) -> set[str]:
         return set()
 
 
-def check_held_out(meta: dict[str, Any], data: str, split: str, n_sequences: int) -> None:
+def check_held_out(meta: CheckpointMeta, data: str, split: str, n_sequences: int) -> None:
     """ConfigError unless scoring ``split`` of ``data`` avoids what the checkpoint (``meta``) trained on."""
     from climode.training.data import VIDEO_SETS, _catalog_entry, recipe_seeds
     from climode.training.recipe import DataSection
 
-    recipe_data = dict(meta.get("recipe", {}).get("data", {}))
+    recipe_data = meta.recipe_data
     trained = recipe_data.get("dataset")
     trained_split = recipe_data.get("split")
     if trained is None:

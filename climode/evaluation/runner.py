@@ -87,7 +87,7 @@ def default_baselines(data: str, interpolate: int | None = None) -> list[str]:
 def _data_section(forecaster, config: EvaluationConfig):
     from climode.training.recipe import DataSection
 
-    recipe_data = dict(forecaster.meta.get("recipe", {}).get("data", {}))
+    recipe_data = forecaster.meta.recipe_data
     allowed = set(DataSection.__dataclass_fields__)
     section = DataSection(**{k: v for k, v in recipe_data.items() if k in allowed})
     section.dataset = config.data
@@ -130,7 +130,7 @@ _CLIMATOLOGIES: dict[str, tuple[dict[str, np.ndarray], dict[str, Any]]] = {}
 
 def _climatology_section(forecaster, section, config: EvaluationConfig):
     """The data section of the training seasons on the evaluation grid (the checkpoint's training split)."""
-    recipe_data = dict(forecaster.meta.get("recipe", {}).get("data", {}))
+    recipe_data = forecaster.meta.recipe_data
     same_data = config.data == recipe_data.get("dataset", config.data)
     n = config.climatology_sequences or (int(recipe_data.get("n_sequences", 8)) if same_data else 8)
     seeds = recipe_data.get("seeds") if same_data and config.climatology_sequences is None else None
@@ -244,8 +244,7 @@ def evaluate(forecaster, config: EvaluationConfig | None = None, progress: bool 
 
     config = config or EvaluationConfig()
     check_held_out(forecaster.meta, config.data, config.split, config.n_sequences)
-    trained_on_video = forecaster.meta.get("time_unit") == "frame" or \
-        forecaster.meta.get("recipe", {}).get("data", {}).get("dataset") in VIDEO_SETS
+    trained_on_video = forecaster.meta.is_video or forecaster.meta.recipe_data.get("dataset") in VIDEO_SETS
     if config.data in VIDEO_SETS or trained_on_video:
         if config.data not in VIDEO_SETS:
             raise ConfigError(f"the checkpoint was trained on video; score it on a video benchmark "
@@ -263,7 +262,7 @@ def evaluate(forecaster, config: EvaluationConfig | None = None, progress: bool 
     section = _data_section(forecaster, config)
     stride = getattr(forecaster.model.config, "stride", 1)
     sequences = climate_sequences(section, config.split, config.n_sequences, stride)
-    protocol_meta = dict(forecaster.meta.get("protocol", {}))
+    protocol_meta = dict(forecaster.meta.protocol)
     protocol = get_protocol(protocol_meta.pop("name", section.protocol), **protocol_meta)
     static = static_channels(section, sequences[0]) if forecaster.static else None
     dataset = WindowDataset(sequences, forecaster.variables, protocol, forecaster.normalizer, seed=config.seed,
@@ -402,7 +401,7 @@ def _results(forecaster, config, fields, tracks, has_tracks, counts, sequences, 
         "lead_hours": [float(h) for h in leads],
         "model": forecaster.name,
         "checkpoint": str(forecaster.path.name if forecaster.path else ""),
-        "checkpoint_sha256": forecaster.meta.get("sha256", ""),
+        "checkpoint_sha256": forecaster.meta.sha256 or "",
         "ci95": ci,
         "paired": paired,
         "intensity": intensity,

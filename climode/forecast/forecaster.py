@@ -15,6 +15,7 @@ import xarray as xr
 
 from climode._version import __version__
 from climode.errors import CheckpointError, ClimodeError, DataError, HorizonWarning
+from climode.models.checkpoint_meta import CheckpointMeta
 
 log = logging.getLogger(__name__)
 
@@ -83,22 +84,21 @@ def set_precision(model, precision: str | None, *, asked: bool = False) -> None:
 class Forecaster:
     """A trained model with its config, variables, normalisation and grid."""
 
-    def __init__(self, model, meta: dict[str, Any], path: Path | None = None, device=None):
+    def __init__(self, model, meta: CheckpointMeta, path: Path | None = None, device=None):
         from climode.data.normalize import Normalizer
 
         self.model = model.eval()
         self.meta = meta
         self.path = path
         self.device = device
-        self.variables: list[str] = list(meta["variables"])
-        self.normalizer = Normalizer.from_dict(meta["normalization"])
-        self.static: list[str] = list(meta.get("static", []))
-        self.grid: dict[str, Any] = dict(meta.get("grid", {}))
-        protocol = meta.get("protocol", {})
-        self.n_inputs = int(protocol.get("n_inputs", 5))
+        self.variables: list[str] = list(meta.variables or [])
+        self.normalizer = Normalizer.from_dict(meta.normalization or {})
+        self.static: list[str] = list(meta.static)
+        self.grid: dict[str, Any] = dict(meta.grid)
+        self.n_inputs = int(meta.protocol.get("n_inputs", 5))
         #: the longest lead after the last input the model was trained on (``time_unit``), None if unknown
-        self.max_lead = float(meta["max_lead"]) if meta.get("max_lead") is not None else None
-        self.name = meta.get("model", "vidode")
+        self.max_lead = meta.max_lead
+        self.name = meta.model or "vidode"
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -120,24 +120,27 @@ class Forecaster:
                                   "directory, or omit --checkpoint for the bundled model")
         ckpt = load_checkpoint(source)
         meta = ckpt.meta
-        for key in ("model", "config", "variables", "normalization"):
-            if key not in meta:
-                raise CheckpointError(f"checkpoint {ckpt.path} has no {key!r} in its sidecar; it is not a climode forecast model")
-        if not (video and meta.get("time_unit") == "frame"):
-            _check_variables(meta["variables"], ckpt.path, meta.get("time_unit") == "frame")
+        missing = meta.missing("model", "config", "variables", "normalization")
+        if missing:
+            raise CheckpointError(f"checkpoint {ckpt.path} has no {missing[0]!r} in its sidecar; it is not a climode "
+                                  "forecast model")
+        if not (video and meta.is_video):
+            _check_variables(meta.variables, ckpt.path, meta.is_video)
         torch_device = _resolve_device(device)
-        model = get_model(meta["model"], meta["config"])
+        model = get_model(meta.model, meta.config)
         try:
             model.load_state_dict(ckpt.state_dict)
         except RuntimeError as exc:
             raise CheckpointError(f"checkpoint {ckpt.path} does not match its own config: {str(exc).splitlines()[0]}") from exc
-        set_precision(model, precision or meta.get("training", {}).get("precision"), asked=precision is not None)
+        set_precision(model, precision or meta.precision, asked=precision is not None)
         model.to(torch_device)
         return cls(model, meta, ckpt.path, torch_device)
 
     @property
     def description(self) -> str:
-        return self.meta.get("description", f"{self.name} trained on {self.meta.get('trained_on', 'unknown data')}")
+        if self.meta.description is not None:
+            return self.meta.description
+        return f"{self.name} trained on {self.meta.trained_on or 'unknown data'}"
 
     # ------------------------------------------------------------------ inputs
     def _open(self, data, units=None, variables=None) -> xr.Dataset:
@@ -425,7 +428,7 @@ class Forecaster:
             da = xr.DataArray(arr.astype(np.float32), dims=dims,
                               coords={"lat": padded["lat"].values, "lon": padded["lon"].values})
             standard, long_name = STANDARD_NAMES.get(var, (None, var))
-            da.attrs = {"units": self.meta.get("units", {}).get(var, source[var].attrs.get("units", "")),
+            da.attrs = {"units": self.meta.units.get(var, source[var].attrs.get("units", "")),
                         "long_name": long_name}
             if standard:
                 da.attrs["standard_name"] = standard
@@ -459,8 +462,8 @@ class Forecaster:
         out["forecast_period"].attrs = {"standard_name": "forecast_period"}
         out["forecast_reference_time"].attrs = {"standard_name": "forecast_reference_time",
                                                 "long_name": "time of the last observation used"}
-        sha = self.meta.get("sha256", "")
-        trained_on = self.meta.get("trained_on", "")
+        sha = self.meta.sha256 or ""
+        trained_on = self.meta.trained_on or ""
         out.attrs = {
             "Conventions": "CF-1.8",
             "title": f"climode {self.name} forecast",
@@ -472,7 +475,7 @@ class Forecaster:
             "climode_checkpoint_sha256": sha,
             "climode_version": __version__,
             "climode_trained_on": trained_on,
-            "climode_disclaimer": self.meta.get("disclaimer", ""),
+            "climode_disclaimer": self.meta.disclaimer or "",
         }
         return out
 

@@ -15,8 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from climode.config import (  # noqa: F401 (apply_overrides, parse_override, read_yaml: re-exported)
-    Override, apply_overrides, from_dict, load_config, parse_override, read_yaml)
+from climode.config import Override, from_dict, load_config
 from climode.errors import ConfigError
 from climode.training.losses import LossWeights
 

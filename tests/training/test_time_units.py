@@ -15,7 +15,7 @@ def test_decoder_step_other_than_the_protocol_step_is_an_error_naming_both(tiny_
 
 
 def test_default_time_scale_for_hours_and_a_foreign_time_unit_are_errors(tiny_recipe, tmp_path):
-    from climode.training.recipe import read_yaml
+    from climode.config import read_yaml
 
     data = read_yaml(tiny_recipe.read_text())
     del data["model"]["config"]["time_scale"]
