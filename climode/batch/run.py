@@ -142,7 +142,7 @@ def plan_batch(spec: BatchSpec, part: Part | None = None) -> BatchPlan:
     if part is not None:
         tasks = part.select(tasks)
     return BatchPlan(spec=spec, output=output, checkpoint=checkpoint,
-                     sha256=str(forecaster.meta.get("sha256", "")), data=data, variables=list(forecaster.variables),
+                     sha256=forecaster.meta.sha256 or "", data=data, variables=list(forecaster.variables),
                      calendar=calendar_of(times[0]), data_start=times[0], data_end=times[-1], init_times=inits,
                      lead_hours=spec.lead_hours, tasks=tasks, part=part, n_all_tasks=n_all)
 
@@ -209,13 +209,13 @@ def _cached_model(checkpoint: str | None, device: str, sha256: str):
     key = (checkpoint, device)
     with _LOCK:
         model = _MODELS.get(key)
-        if model is None or (sha256 and model.meta.get("sha256", "") != sha256):
+        if model is None or (sha256 and (model.meta.sha256 or "") != sha256):
             from climode.forecast import Forecaster
 
             torch.set_num_threads(1)
             model = _MODELS[key] = Forecaster.from_checkpoint(checkpoint, device)
             MODEL_LOADS += 1
-    if sha256 and model.meta.get("sha256", "") != sha256:
+    if sha256 and (model.meta.sha256 or "") != sha256:
         raise CheckpointError(f"the checkpoint {checkpoint or '(bundled)'} on this worker is not the one the batch "
                               "was planned with (sha256 differs)")
     return model

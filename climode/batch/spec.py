@@ -18,10 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from climode.config import Override, from_dict, load_config
 from climode.errors import ClimodeError, ConfigError
-from climode.models.config import from_dict
 
 #: Cluster kinds: a LocalCluster, a dask-jobqueue cluster, or an existing scheduler.
 JOBQUEUE_KINDS = ("slurm", "pbs", "sge")
@@ -187,6 +185,11 @@ class BatchSpec:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "BatchSpec":
+        """Validate a spec mapping (what :func:`load_config` calls)."""
+        return spec_from_dict(data)
 
 
 # ---------------------------------------------------------------- values
@@ -354,31 +357,6 @@ def _basins(value: Any) -> dict[str, str | None]:
 
 
 # ---------------------------------------------------------------- loading
-def apply_overrides(data: dict[str, Any], overrides: list) -> dict[str, Any]:
-    """Apply ``key.sub=value`` strings (values read as YAML) or ``(key_path, value)`` pairs."""
-    for item in overrides:
-        if isinstance(item, str):
-            if "=" not in item:
-                raise ConfigError(f"override {item!r} must look like key=value or section.key=value")
-            key, value = item.split("=", 1)
-            path = [p for p in key.strip().split(".") if p]
-            value = yaml.safe_load(value)
-        else:
-            key_path, value = item
-            path = key_path.split(".") if isinstance(key_path, str) else list(key_path)
-        if not path:
-            raise ConfigError(f"override {item!r} has an empty key")
-        node = data
-        for part in path[:-1]:
-            if node.get(part) is None:
-                node[part] = {}
-            node = node[part]
-            if not isinstance(node, dict):
-                raise ConfigError(f"override {'.'.join(path)}: {part!r} is not a section")
-        node[path[-1]] = value
-    return data
-
-
 def spec_from_dict(data: dict[str, Any]) -> BatchSpec:
     if not isinstance(data, dict):
         raise ConfigError("a batch spec must be a mapping")
@@ -389,19 +367,6 @@ def spec_from_dict(data: dict[str, Any]) -> BatchSpec:
     return from_dict(BatchSpec, data)
 
 
-def load_spec(path: str | Path, overrides: list | None = None) -> BatchSpec:
+def load_spec(path: str | Path, overrides: list[Override] | None = None) -> BatchSpec:
     """Read a YAML batch spec, apply ``--set`` overrides, and validate it."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"batch spec {path} does not exist")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"batch spec {path} is not valid YAML: {exc}".splitlines()[0]) from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"batch spec {path} must be a mapping of keys")
-    data = apply_overrides(data, list(overrides or []))
-    try:
-        return spec_from_dict(data)
-    except ConfigError as exc:
-        raise ConfigError(f"{path.name}: {exc}".splitlines()[0]) from exc
+    return load_config(BatchSpec, path, overrides, label="batch spec")

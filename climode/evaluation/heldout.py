@@ -24,6 +24,7 @@ from typing import Any
 from climode.errors import ConfigError
 from climode.training.data import VIDEO_SETS, _catalog_entry, recipe_seeds
 from climode.training.recipe import DataSection
+from climode.models.checkpoint_meta import CheckpointMeta
 
 #: video splits that contain another (``all`` contains every split)
 _CONTAINS = {"all": None, "train": {"train_dev", "validation"}}
@@ -51,9 +52,9 @@ def recipe_section(recipe_data: dict[str, Any]) -> DataSection:
     return DataSection(**{k: v for k, v in recipe_data.items() if k in allowed})
 
 
-def check_held_out(meta: dict[str, Any], data: str, split: str, n_sequences: int) -> None:
+def check_held_out(meta: CheckpointMeta, data: str, split: str, n_sequences: int) -> None:
     """ConfigError unless scoring ``split`` of ``data`` avoids what the checkpoint (``meta``) trained on."""
-    recipe_data = dict(meta.get("recipe", {}).get("data", {}))
+    recipe_data = dict(meta.recipe_data)
     trained = recipe_data.get("dataset")
     trained_split = recipe_data.get("split")
     if trained is None:

@@ -52,7 +52,8 @@ class EvaluationConfig:
     n_sequences: int = 4
     windows: int = 240
     batch_size: int = 8
-    baselines: list[str] = field(default_factory=lambda: ["persistence", "advection"])
+    #: None: :func:`default_baselines` of ``data`` and ``interpolate``
+    baselines: list[str] | None = None
     seed: int = 0
     bootstrap: int = 1000
     tracks: bool = True
@@ -66,6 +67,8 @@ class EvaluationConfig:
     interpolate: int | None = None
 
     def __post_init__(self) -> None:
+        if self.baselines is None:
+            self.baselines = default_baselines(self.data, self.interpolate)
         unknown = [b for b in self.baselines if b not in BASELINE_ALIASES]
         if unknown:
             raise ConfigError(f"unknown baseline {unknown[0]!r}; choose from {', '.join(sorted(BASELINE_ALIASES))}")
@@ -79,8 +82,16 @@ class EvaluationConfig:
             raise ConfigError(f"climatology_sequences must be >= 1 or None, got {self.climatology_sequences}")
 
 
+def default_baselines(data: str, interpolate: int | None = None) -> list[str]:
+    """The baselines scored when none are named: persistence and advection for climate fields,
+    persistence and pysteps for video, frame blending and flow for video interpolation."""
+    if interpolate:
+        return ["blend", "flow"]
+    return ["persistence", "pysteps"] if data in VIDEO_SETS else ["persistence", "advection"]
+
+
 def _data_section(forecaster, config: EvaluationConfig):
-    recipe_data = dict(forecaster.meta.get("recipe", {}).get("data", {}))
+    recipe_data = dict(forecaster.meta.recipe_data)
     section = recipe_section(recipe_data)
     section.dataset = config.data
     section.split = config.split
@@ -97,7 +108,7 @@ _CLIMATOLOGIES: dict[str, tuple[dict[str, np.ndarray], dict[str, Any]]] = {}
 
 def _climatology_section(forecaster, section, config: EvaluationConfig):
     """The data section of the training seasons on the evaluation grid (the checkpoint's training split)."""
-    recipe_data = dict(forecaster.meta.get("recipe", {}).get("data", {}))
+    recipe_data = forecaster.meta.recipe_data
     same_data = config.data == recipe_data.get("dataset", config.data)
     n = config.climatology_sequences or (int(recipe_data.get("n_sequences", 8)) if same_data else 8)
     seeds = recipe_data.get("seeds") if same_data and config.climatology_sequences is None else None
@@ -163,8 +174,7 @@ def evaluate(forecaster, config: EvaluationConfig | None = None, progress: bool 
     """
     config = config or EvaluationConfig()
     check_held_out(forecaster.meta, config.data, config.split, config.n_sequences)
-    trained_on_video = forecaster.meta.get("time_unit") == "frame" or \
-        forecaster.meta.get("recipe", {}).get("data", {}).get("dataset") in VIDEO_SETS
+    trained_on_video = forecaster.meta.is_video or forecaster.meta.recipe_data.get("dataset") in VIDEO_SETS
     if config.data in VIDEO_SETS or trained_on_video:
         if config.data not in VIDEO_SETS:
             raise ConfigError(f"the checkpoint was trained on video; score it on a video benchmark "
@@ -174,7 +184,7 @@ def evaluate(forecaster, config: EvaluationConfig | None = None, progress: bool 
     section = _data_section(forecaster, config)
     stride = getattr(forecaster.model.config, "stride", 1)
     sequences = climate_sequences(section, config.split, config.n_sequences, stride)
-    protocol_meta = dict(forecaster.meta.get("protocol", {}))
+    protocol_meta = dict(forecaster.meta.protocol)
     protocol = get_protocol(protocol_meta.pop("name", section.protocol), **protocol_meta)
     static = static_channels(section, sequences[0]) if forecaster.static else None
     dataset = held_out_windows(sequences, forecaster.variables, protocol, forecaster.normalizer, seed=config.seed,
@@ -240,7 +250,7 @@ def climate_results(forecaster, fields: dict[str, FieldScorer], tracks: dict[str
         "lead_hours": [float(h) for h in leads],
         "model": forecaster.name,
         "checkpoint": str(forecaster.path.name if forecaster.path else ""),
-        "checkpoint_sha256": forecaster.meta.get("sha256", ""),
+        "checkpoint_sha256": forecaster.meta.sha256 or "",
         "ci95": ci,
         "paired": paired_rmse_ratios(fields, bootstrap, seed),
         "intensity": intensity,

@@ -46,7 +46,7 @@ def evaluate_video(forecaster, config, progress: bool = True) -> dict[str, Any]:
     if wrong:
         raise ConfigError(f"baseline {wrong[0]!r} is for climate fields; for video choose from "
                           f"{', '.join(VIDEO_BASELINES)}")
-    recipe_data = dict(forecaster.meta.get("recipe", {}).get("data", {}))
+    recipe_data = forecaster.meta.recipe_data
     grid = forecaster.grid.get("shape") or [recipe_data.get("frame_size") or 64] * 2
     if grid[0] != grid[1]:
         raise ConfigError(f"the checkpoint's frames are {grid[0]}x{grid[1]}; video evaluation resizes to square frames")
@@ -55,7 +55,7 @@ def evaluate_video(forecaster, config, progress: bool = True) -> dict[str, Any]:
     if videos.channels != len(forecaster.variables):
         raise ConfigError(f"{config.data} has {videos.channels} channel(s) but the checkpoint forecasts "
                           f"{len(forecaster.variables)}; score it on data of its own kind")
-    protocol_meta = dict(forecaster.meta.get("protocol", {}))
+    protocol_meta = dict(forecaster.meta.protocol)
     if config.interpolate:
         protocol = interpolation_protocol(config.interpolate, int(protocol_meta.get("n_inputs", 3)))
     elif protocol_meta.get("name") == "frame_rate":  # trained for both: score the continuation
@@ -96,7 +96,7 @@ def evaluate_video(forecaster, config, progress: bool = True) -> dict[str, Any]:
         "metrics": metrics,
         "model": forecaster.name,
         "checkpoint": str(forecaster.path.name if forecaster.path else ""),
-        "checkpoint_sha256": forecaster.meta.get("sha256", ""),
+        "checkpoint_sha256": forecaster.meta.sha256 or "",
         "ci95": {name: scorer.intervals(config.bootstrap, config.seed) for name, scorer in scores.items()},
         "bootstrap": config.bootstrap,
         "scoring": "frames clipped to [0, 1]; SSIM with an 11x11 Gaussian window (sigma 1.5) on gray frames, "

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from climode.errors import CheckpointError, ClimodeError
+from climode.models.checkpoint_meta import CheckpointMeta
 
 if TYPE_CHECKING:
     import torch
@@ -25,7 +26,7 @@ class LoadedCheckpoint:
     """The network (weights loaded, on ``device``) and the sidecar it was built from."""
 
     model: torch.nn.Module
-    meta: dict[str, Any]
+    meta: CheckpointMeta
     path: Path
     device: torch.device
 
@@ -48,18 +49,19 @@ def load_checkpoint_model(path: str | Path | None = None, device: str | None = "
                               "directory, or omit --checkpoint for the bundled model")
     ckpt = load_checkpoint(source)
     meta = ckpt.meta
-    for key in ("model", "config", "variables", "normalization"):
-        if key not in meta:
-            raise CheckpointError(f"checkpoint {ckpt.path} has no {key!r} in its sidecar; it is not a climode forecast model")
-    if not (video and meta.get("time_unit") == "frame"):
-        check_variables(meta["variables"], ckpt.path, meta.get("time_unit") == "frame")
+    missing = meta.missing("model", "config", "variables", "normalization")
+    if missing:
+        raise CheckpointError(f"checkpoint {ckpt.path} has no {missing[0]!r} in its sidecar; it is not a climode "
+                              "forecast model")
+    if not (video and meta.is_video):
+        check_variables(meta.variables, ckpt.path, meta.is_video)
     torch_device = resolve_device(device)
-    model = get_model(meta["model"], meta["config"])
+    model = get_model(meta.model, meta.config)
     try:
         model.load_state_dict(ckpt.state_dict)
     except RuntimeError as exc:
         raise CheckpointError(f"checkpoint {ckpt.path} does not match its own config: {str(exc).splitlines()[0]}") from exc
-    set_precision(model, precision or meta.get("training", {}).get("precision"), asked=precision is not None)
+    set_precision(model, precision or meta.precision, asked=precision is not None)
     model.to(torch_device)
     return LoadedCheckpoint(model, meta, ckpt.path, torch_device)
 

@@ -33,6 +33,7 @@ from climode.forecast.output import (
     write_forecast,
 )
 from climode.forecast.progress import ForecastProgress
+from climode.models.checkpoint_meta import CheckpointMeta
 
 log = logging.getLogger(__name__)
 
@@ -53,22 +54,22 @@ class Forecaster:
     """A trained model (a :class:`~climode.models.base.ForecastModel`) with its config, variables,
     normalisation and grid."""
 
-    def __init__(self, model, meta: dict[str, Any], path: Path | None = None, device=None):
+    def __init__(self, model, meta: CheckpointMeta, path: Path | None = None, device=None):
         from climode.data.normalize import Normalizer
 
         self.model = model.eval()
         self.meta = meta
         self.path = path
         self.device = device
-        self.variables: list[str] = list(meta["variables"])
-        self.normalizer = Normalizer.from_dict(meta["normalization"])
-        self.static: list[str] = list(meta.get("static", []))
-        self.grid: dict[str, Any] = dict(meta.get("grid", {}))
-        protocol = meta.get("protocol", {})
+        self.variables: list[str] = list(meta.variables or [])
+        self.normalizer = Normalizer.from_dict(meta.normalization or {})
+        self.static: list[str] = list(meta.static)
+        self.grid: dict[str, Any] = dict(meta.grid)
+        protocol = meta.protocol
         self.n_inputs = int(protocol.get("n_inputs", 5))
         #: the longest lead after the last input the model was trained on (``time_unit``), None if unknown
-        self.max_lead = float(meta["max_lead"]) if meta.get("max_lead") is not None else None
-        self.name = meta.get("model", "vidode")
+        self.max_lead = meta.max_lead
+        self.name = meta.model or "vidode"
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -84,7 +85,9 @@ class Forecaster:
 
     @property
     def description(self) -> str:
-        return self.meta.get("description", f"{self.name} trained on {self.meta.get('trained_on', 'unknown data')}")
+        if self.meta.description is not None:
+            return self.meta.description
+        return f"{self.name} trained on {self.meta.trained_on or 'unknown data'}"
 
     # ------------------------------------------------------------------ predict
     def predict(self, data=None, times="+3h,+6h", *, basin=None, inputs=None, init=None,
@@ -161,7 +164,7 @@ class Forecaster:
         bar.stage("regridding back" if regridded else "writing fields")
         masked = mask_non_physical(pred, self.variables)
         fields = crop(field_dataset(pred, self.variables, padded["lat"].values, padded["lon"].values, members,
-                                    self.meta.get("units", {}), ds))
+                                    self.meta.units, ds))
         if regridded:
             fields = self._to_data_grid(fields, original, observed, regrid_method)
         leads = [h - init_hours for h in request.hours]

@@ -15,6 +15,7 @@ import xarray as xr
 
 from climode._version import __version__
 from climode.errors import ClimodeError
+from climode.models.checkpoint_meta import CheckpointMeta
 
 STANDARD_NAMES = {
     "U850": ("eastward_wind", "Zonal wind at 850 hPa"),
@@ -87,10 +88,10 @@ def cf_forecast(out: xr.Dataset, valid_times: list[Any], lead_hours: list[float]
     return out
 
 
-def model_attributes(name: str, path: Path | None, meta: dict[str, Any]) -> dict[str, str]:
+def model_attributes(name: str, path: Path | None, meta: CheckpointMeta) -> dict[str, str]:
     """What the output says about the model: its name, checkpoint file, sha256, training data, disclaimer."""
-    return {"name": name, "checkpoint": str(path.name if path else ""), "sha256": meta.get("sha256", ""),
-            "trained_on": meta.get("trained_on", ""), "disclaimer": meta.get("disclaimer", "")}
+    return {"name": name, "checkpoint": str(path.name if path else ""), "sha256": meta.sha256 or "",
+            "trained_on": meta.trained_on or "", "disclaimer": meta.disclaimer or ""}
 
 
 # --------------------------------------------------------------------------- writing

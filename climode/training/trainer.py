@@ -39,6 +39,7 @@ from torch.utils.data import DataLoader, Sampler
 from climode.data.loader import collate_windows, worker_init
 from climode.data.sampling import get_protocol
 from climode.errors import ClimodeError, ConfigError
+from climode.models.checkpoint_meta import CheckpointMeta
 from climode.models.discriminators import ImageDiscriminator, SequenceDiscriminator
 from climode.models.inference import deterministic_forecast
 from climode.models.periodic import is_periodic_grid, periodic_longitude
@@ -270,27 +271,27 @@ class Trainer:
         d_opt = opt_cls([*d_img.parameters(), *d_seq.parameters()], lr=o.disc_lr or o.lr)
         return Discriminators(d_img, d_seq, d_opt, sync_grads=sync)
 
-    def meta(self) -> dict[str, Any]:
+    def meta(self) -> CheckpointMeta:
         """What the checkpoint sidecar records about this model."""
         recipe = self.recipe
-        return {
-            "model": recipe.model.name,
-            "config": self.model_config,
-            "variables": self.data.variables,
-            "units": {v: UNITS.get(v, "1") for v in self.data.variables},
-            "time_unit": self.data.time_unit,
-            "grid": self.data.grid,
-            "static": self.data.static,
-            "normalization": self.data.normalizer.to_dict(),
-            "recipe": recipe.to_dict(),
-            "seed": recipe.train.seed,
-            "protocol": {"name": recipe.data.protocol, **recipe.data.protocol_args},
+        return CheckpointMeta(
+            model=recipe.model.name,
+            config=self.model_config,
+            variables=self.data.variables,
+            units={v: UNITS.get(v, "1") for v in self.data.variables},
+            time_unit=self.data.time_unit,
+            grid=self.data.grid,
+            static=self.data.static,
+            normalization=self.data.normalizer.to_dict(),
+            recipe=recipe.to_dict(),
+            seed=recipe.train.seed,
+            protocol={"name": recipe.data.protocol, **recipe.data.protocol_args},
             # the longest lead trained on: forecasts warn past it and refuse leads past 8x it
-            "max_lead": get_protocol(recipe.data.protocol, **recipe.data.protocol_args).trained_lead_hours(),
-            "trained_on": f"{recipe.data.dataset} ({recipe.data.split} split)",
-            "training": {"discriminators": self.use_discriminators,
-                         "precision": precision_name(getattr(self.model, "config", None), self.device)},
-        }
+            max_lead=get_protocol(recipe.data.protocol, **recipe.data.protocol_args).trained_lead_hours(),
+            trained_on=f"{recipe.data.dataset} ({recipe.data.split} split)",
+            training={"discriminators": self.use_discriminators,
+                      "precision": precision_name(getattr(self.model, "config", None), self.device)},
+        )
 
     def _training_state(self, epoch: int, batch_in_epoch: int, elapsed: float) -> dict[str, Any]:
         state: dict[str, Any] = {
@@ -323,7 +324,7 @@ class Trainer:
             log.info("no checkpoint in %s: starting from scratch", self.run_dir)
             return 0, 0, 0, 0.0
         loaded = ckpt.load_checkpoint(latest)
-        if loaded.meta.get("config") != _jsonable(self.model_config):
+        if loaded.meta.config != _jsonable(self.model_config):
             raise TrainingError(f"{latest} was trained with another model config; use a new --run-dir")
         self.model.load_state_dict(loaded.state_dict)
         state = ckpt.load_training_state(self.run_dir, loaded.step)

@@ -128,7 +128,7 @@ def test_members_of_a_stochastic_checkpoint_are_written(checkpoint, tmp_path, ca
     from climode.models.registry import get_model
     from climode.training.checkpoint import load_checkpoint, save_checkpoint
 
-    meta = dict(load_checkpoint(checkpoint).meta)
+    meta = load_checkpoint(checkpoint).meta.to_dict()
     meta["config"] = ModelConfig.from_dict({**meta["config"], "sample_z0": True}).to_dict()
     torch.manual_seed(0)
     stochastic = save_checkpoint(tmp_path, get_model("vidode", meta["config"]), step=3, meta=meta)

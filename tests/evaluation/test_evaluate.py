@@ -1,4 +1,5 @@
 import copy
+import dataclasses
 import json
 import math
 
@@ -118,8 +119,8 @@ def test_one_storm_seen_by_overlapping_windows_is_one_storm():
 def test_leads_are_each_windows_own(forecaster):
     # irregular extrapolation: the last observed frame varies, so the lead hours differ between windows
     irregular = copy.copy(forecaster)
-    irregular.meta = dict(forecaster.meta, protocol={"name": "irregular_extrapolation", "window": 8,
-                                                     "n_observed": 2, "step_hours": 3.0})
+    irregular.meta = dataclasses.replace(forecaster.meta, protocol={"name": "irregular_extrapolation", "window": 8,
+                                                                    "n_observed": 2, "step_hours": 3.0})
     res = evaluate(irregular, EvaluationConfig(**{**SMALL, "tracks": False, "baselines": ["persistence"]}),
                    progress=False)
     leads = [float(h) for h in res["persistence"]["leads"]]

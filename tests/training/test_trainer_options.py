@@ -73,7 +73,7 @@ def test_discriminators_follow_the_registry_training_flags(tiny_recipe, tmp_path
     trainer._setup()
     assert (trainer.disc is not None) == expected
     assert (trainer.step_fn.discriminators.modules != []) == expected
-    assert trainer.meta()["training"] == {"discriminators": expected, "precision": "float32"}
+    assert trainer.meta().training == {"discriminators": expected, "precision": "float32"}
 
 
 def test_an_explicit_recipe_switch_overrides_the_registry(tiny_recipe, tmp_path, caplog):
@@ -113,7 +113,7 @@ def test_checkpoint_of_a_compiled_run_loads_into_a_plain_model(tiny_recipe, tmp_
     trainer.fit()
     assert trainer.model.encoder._compiled_call_impl is not None
     ckpt = load_checkpoint(tmp_path / "c")
-    plain = get_model(ckpt.meta["model"], ckpt.meta["config"])
+    plain = get_model(ckpt.meta.model, ckpt.meta.config)
     plain.load_state_dict(ckpt.state_dict, strict=True)
     for key, value in trainer.model.state_dict().items():
         assert torch.equal(plain.state_dict()[key], value), key
