@@ -36,5 +36,10 @@ def test_ctrl_c_in_the_first_fraction_of_a_second_is_quiet(checkpoint, tmp_path)
         assert "Traceback" not in err, (extra, err[-2000:])
         if proc.returncode == 0:  # a fast machine finished the forecast first
             continue
-        assert proc.returncode == 130 and lines == ["climode: interrupted"], (extra, proc.returncode, lines)
+        # 130, or death by SIGINT after the message (the shell's $? is 130 for both): in about 1 run of 6
+        # interrupted 0.5-1 s in, main() prints the line and returns 130, yet the process ends by SIGINT;
+        # CPython re-raises SIGINT at exit when it marked a KeyboardInterrupt unhandled (likely one raised
+        # inside an extension's import), which climode's handler cannot undo
+        assert proc.returncode in (130, -signal.SIGINT) and lines == ["climode: interrupted"], \
+            (extra, proc.returncode, lines)
         assert not (tmp_path / "f.nc").exists()
