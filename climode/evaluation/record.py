@@ -104,7 +104,7 @@ def _baseline(name: str, channels: int):
 
 def evaluate_record(forecaster, config: RecordEvaluationConfig | None = None, progress: bool = True) -> dict[str, Any]:
     """Score ``forecaster``, persistence and pysteps on every window of an evaluation-only record."""
-    from climode.data.loader import hours_since
+    from climode.time import hours_since
     from climode.data.open import open_dataset
     from climode.evaluation.runner import EvaluationConfig, _centres, _results, _StormCount
     from climode.metrics.streaming import FieldScoreAccumulator, TrackScoreAccumulator

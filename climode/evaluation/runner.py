@@ -189,7 +189,7 @@ class _StormCount:
 
     def distinct(self, sequences) -> int:
         """Truth centres stitched into tracks per season, over runs of consecutive valid times."""
-        from climode.data.loader import hours_since
+        from climode.time import hours_since
         from climode.metrics.cyclones import TrackParams, track
 
         total = 0

@@ -15,6 +15,8 @@ import xarray as xr
 
 from climode._version import __version__
 from climode.errors import CheckpointError, ClimodeError, DataError, HorizonWarning
+from climode.forecast.times import parse_times
+from climode.time import add_hours, format_time, hours_since
 
 log = logging.getLogger(__name__)
 
@@ -165,9 +167,6 @@ class Forecaster:
 
     def _choose_inputs(self, ds: xr.Dataset, inputs, init) -> tuple[np.ndarray, list[str]]:
         """Indices of the input time steps (the newest n_inputs at or before init by default)."""
-        from climode.data.loader import hours_since
-        from climode.forecast.times import parse_times
-
         hours = hours_since(ds["time"].values)
         first = ds["time"].values[0]
         limit = None
@@ -194,8 +193,6 @@ class Forecaster:
     @staticmethod
     def _explicit_inputs(ds: xr.Dataset, hours: np.ndarray, inputs, init_hours: float, init, limit) -> np.ndarray:
         """Indices of the observation times listed in ``inputs``; none may be after ``--init``."""
-        from climode.forecast.times import parse_times
-
         first = ds["time"].values[0]
         req = parse_times(inputs, first_input=first, init_hours=init_hours)
         chosen = []
@@ -263,8 +260,6 @@ class Forecaster:
         from climode.basins.boxes import contiguous_lon, to_convention
         from climode.basins.tiles import pad_dataset_with_nan
         from climode.data.open import LON_CONVENTION_ATTR
-        from climode.data.loader import hours_since
-        from climode.forecast.times import parse_times
         from climode.models.periodic import is_periodic_grid, periodic_longitude
 
         _check_regrid_method(regrid_method)
@@ -415,7 +410,7 @@ class Forecaster:
 
     def _to_dataset(self, pred, padded, crop, regrid_back, first_obs, init_time, hours, init_hours, source, members,
                     observed, regrid_method="bilinear"):
-        valid_times = [_add_hours(first_obs, h) for h in hours]
+        valid_times = [add_hours(first_obs, h) for h in hours]
         # whole seconds, rounded (5.9 h * 3600 is 21239.999... in floating point, not 5:53:59)
         period = np.round(np.array([h - init_hours for h in hours]) * 3600).astype(np.int64) * np.timedelta64(1, "s")
         data_vars = {}
@@ -549,13 +544,6 @@ def _check_variables(variables: list[str], path, video: bool = False) -> None:
             f"checkpoint {path} forecasts {', '.join(variables)}, but climode reads only {', '.join(CANONICAL)} "
             f"from data ({', '.join(unsupported)} not supported): use a checkpoint trained on those, or omit "
             "--checkpoint for the bundled model")
-
-
-def format_time(value) -> str:
-    """ISO 8601 ``YYYY-MM-DDTHH:MM:SS`` of a datetime64 or cftime value (any calendar)."""
-    from climode.batch.spec import format_time as _iso
-
-    return _iso(value)
 
 
 def history_line(command: str) -> str:
@@ -716,12 +704,6 @@ def _extend_to_cover(ds: xr.Dataset, lat: np.ndarray, lon: np.ndarray) -> xr.Dat
         out = out.assign_coords({dim: np.concatenate([coord[0] - step * np.arange(before, 0, -1), coord,
                                                       coord[-1] + step * np.arange(1, after + 1)])})
     return out
-
-
-def _add_hours(t0, hours: float):
-    if isinstance(t0, np.datetime64):
-        return t0 + np.timedelta64(int(round(hours * 3600)), "s")
-    return t0 + dt.timedelta(hours=float(hours))
 
 
 def load_model(path: str | Path | None = None, device: str | None = "auto", *, video: bool = False,

@@ -23,7 +23,6 @@ Distances are haversine great-circle distances with R = 6371 km.
 
 from __future__ import annotations
 
-import datetime as _dt
 import logging
 import math
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ import numpy as np
 from scipy import ndimage
 
 from climode.errors import ConfigError, DataError
+from climode.time import hours_between
 
 log = logging.getLogger(__name__)
 
@@ -321,18 +321,6 @@ def detect_centres(
 # ------------------------------------------------------------------ tracking
 
 
-def _hours(t0: Any, t1: Any) -> float:
-    """Hours from t0 to t1 for numbers (hours), datetimes, cftime or numpy datetime64."""
-    d = t1 - t0
-    if isinstance(d, _dt.timedelta):
-        return d.total_seconds() / 3600.0
-    if isinstance(d, np.timedelta64):
-        return float(d / np.timedelta64(1, "s")) / 3600.0
-    if hasattr(d, "total_seconds"):
-        return float(d.total_seconds()) / 3600.0
-    return float(d)
-
-
 def _frames_from_dataset(ds, detection, psl_var, u_var, v_var):
     latd = next((d for d in ("lat", "latitude") if d in ds[psl_var].dims), None)
     lond = next((d for d in ("lon", "longitude") if d in ds[psl_var].dims), None)
@@ -421,7 +409,7 @@ def track(
         active = still
         pairs = []
         for a, (tr, last) in enumerate(active):
-            dt = _hours(frames[last][0], t)
+            dt = hours_between(frames[last][0], t)
             limit = tp.max_speed_km_per_6h * dt / 6.0
             for b, c in enumerate(cs):
                 d = haversine_km(tr[-1].lat, tr[-1].lon, c.lat, c.lon)
