@@ -271,11 +271,6 @@ def _background(cfg: HurricaneWorldConfig, waves: _Waves, lat, lon, t, grad: boo
     return p, py, px
 
 
-def _background_psl(cfg: HurricaneWorldConfig, waves: _Waves, lat, lon, t):
-    """Background sea-level pressure (Pa) at points; lat/lon in degrees, t in seconds."""
-    return _background(cfg, waves, lat, lon, t, grad=False)
-
-
 def _balance(cfg: HurricaneWorldConfig, lat, py, px):
     """Friction-regularised geostrophic wind from PSL derivatives (Pa per degree)."""
     py = py / (_DEG * EARTH_RADIUS)
