@@ -35,6 +35,7 @@ from climode.data.synthetic.landsea import (
     is_land,
     resolve_land_source,
 )
+from climode.time import hours_since
 
 log = logging.getLogger(__name__)
 
@@ -607,15 +608,6 @@ def land_sea_mask(lat, lon, source: str = "auto") -> xr.DataArray:
 # --------------------------------------------------------------------------- statistics
 
 
-def _hours(ds: xr.Dataset) -> np.ndarray:
-    import cftime
-
-    t = ds["time"].values
-    if t.size and isinstance(t[0], cftime.datetime):
-        return np.asarray(cftime.date2num(list(t), "hours since 0001-01-01", calendar=t[0].calendar), float)
-    return (t - t[0]).astype("timedelta64[s]").astype(float) / 3600.0
-
-
 def _great_circle_m(lat1, lon1, lat2, lon2):
     p1, p2 = lat1 * _DEG, lat2 * _DEG
     dl = (lon2 - lon1) * _DEG
@@ -637,7 +629,7 @@ def summarize(ds: xr.Dataset) -> dict:
     speed = np.hypot(ds["U850"].values.astype(float), ds["V850"].values.astype(float))
     out["grid_min_psl_hpa"] = float(ds["PSL"].values.min()) / 100.0
     out["grid_max_wind"] = float(speed.max())
-    hrs = _hours(ds)
+    hrs = hours_since(ds["time"].values)
     lat = ds["track_lat"].values.astype(float)
     lon = ds["track_lon"].values.astype(float)
     n_storms = lat.shape[0]
