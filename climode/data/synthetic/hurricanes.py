@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
 import time as _time
 from dataclasses import dataclass, fields
 
@@ -35,7 +34,7 @@ from climode.data.synthetic.landsea import (
     is_land,
     resolve_land_source,
 )
-from climode.time import hours_since
+from climode.time import data_time, hours_since
 
 log = logging.getLogger(__name__)
 
@@ -176,16 +175,13 @@ class HurricaneWorldConfig:
 
 
 def _parse_start(start: str):
+    """The world's first time: a noleap date at a whole hour, ``'YYYY-MM-DD'`` or ``'YYYY-MM-DDTHH'``."""
     import cftime
 
-    m = re.fullmatch(r"(\d{1,4})-(\d{1,2})-(\d{1,2})(?:[T ](\d{1,2})(?::00){0,2})?", str(start).strip())
-    if not m:
-        raise ConfigError(f"start={start!r} is not a date; use 'YYYY-MM-DD' or 'YYYY-MM-DDTHH'")
-    y, mo, d, h = (int(g) if g else 0 for g in m.groups())
-    try:
-        return cftime.DatetimeNoLeap(y, mo, d, h)
-    except ValueError as exc:
-        raise ConfigError(f"start={start!r} is not a valid noleap date ({exc})") from None
+    when = data_time(str(start), cftime.DatetimeNoLeap(2000, 1, 1), what="start time")
+    if when.minute or when.second:
+        raise ConfigError(f"start={start!r} is not a whole hour; use 'YYYY-MM-DD' or 'YYYY-MM-DDTHH'")
+    return when
 
 
 def config_from_params(seed: int = 0, **params) -> HurricaneWorldConfig:
