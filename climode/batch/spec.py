@@ -195,7 +195,7 @@ def _iso_text(value: Any, key: str) -> str:
     if isinstance(value, dt.datetime):
         if value.tzinfo is not None:
             value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
-        value = value.strftime("%Y-%m-%dT%H:%M:%S")
+        value = format_time(value)
     elif isinstance(value, dt.date):
         value = value.strftime("%Y-%m-%d")
     if not isinstance(value, str):
