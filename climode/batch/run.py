@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from climode.batch.parts import Part
-from climode.batch.spec import BatchSpec, calendar_of, format_time, init_times
+from climode.batch.spec import BatchSpec, init_times
 from climode.errors import CheckpointError, ClimodeError, ConfigError, DataError
+from climode.time import calendar_of, data_time, format_time
 
 log = logging.getLogger(__name__)
 
@@ -265,13 +266,12 @@ def forecast_task(task: Task, *, checkpoint: str | None, sha256: str, device: st
     """Run one task on a worker: the Forecaster's dataset (dims time, lat, lon), or a TaskFailure."""
     import dask
 
-    from climode.batch.spec import data_time
 
     try:
         model = _cached_model(checkpoint, _this_worker_device(device), sha256)
         ds = _cached_data(data, model.variables, run_id, names, units)
         times = ds["time"].values
-        init = data_time(task.init, times[0])
+        init = data_time(task.init, times[0], what="init time")
         if init < times[0] or init > times[-1]:
             raise DataError(f"init time {task.init} is outside the data ({format_time(times[0])} to "
                             f"{format_time(times[-1])})")

@@ -141,7 +141,8 @@ def run(args: argparse.Namespace) -> int:
     from climode.errors import HorizonWarning
 
     from climode.forecast import load_model
-    from climode.forecast.forecaster import format_time, history_line, write_forecast
+    from climode.forecast.forecaster import history_line, write_forecast
+    from climode.time import format_time
     from climode.data.mapping import interface
     from climode.forecast.storms import format_table, storm_centres, storm_table
 

@@ -43,6 +43,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from climode.data.normalize import Normalizer
 from climode.data.sampling import SHUFFLE_DOMAIN, WindowProtocol, WindowSpec, window_rng
 from climode.errors import ConfigError, DataError
+from climode.time import hours_since
 
 log = logging.getLogger(__name__)
 
@@ -64,32 +65,6 @@ _LAT_NAMES = ("lat", "latitude")
 
 
 # --------------------------------------------------------------------------- time
-def hours_since(values: Any, origin: Any = None) -> np.ndarray:
-    """Times as float64 hours since ``origin`` (default: the first time).
-
-    Accepts numpy datetime64, cftime objects (any calendar, e.g. noleap) and
-    plain numbers (taken as hours, or frames for video).
-    """
-    arr = np.asarray(getattr(values, "values", values))
-    if arr.ndim != 1 or arr.size == 0:
-        raise DataError(f"a time axis must be a non-empty 1-D array, got shape {arr.shape}")
-    if origin is None:
-        origin = arr[0]
-    if np.issubdtype(arr.dtype, np.datetime64):
-        return (arr - np.datetime64(origin)) / np.timedelta64(1, "h")
-    if np.issubdtype(arr.dtype, np.number):
-        return arr.astype(np.float64) - float(origin)
-    if arr.dtype == object and hasattr(arr[0], "calendar"):
-        import cftime
-
-        try:
-            units = "hours since " + origin.strftime("%Y-%m-%d %H:%M:%S")
-            return np.asarray(cftime.date2num(arr, units, calendar=origin.calendar), dtype=np.float64)
-        except (TypeError, ValueError) as exc:
-            raise DataError(f"cannot convert cftime times to hours ({exc}); are the calendars mixed?") from None
-    raise DataError(f"cannot read times of type {arr.dtype}: use datetime64, cftime or numbers")
-
-
 def check_regular(hours: np.ndarray, step_hours: float | None, name: str, times: Any = None) -> float:
     """Check ``hours`` is strictly increasing with a constant step; return the step.
 

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from climode.data.loader import hours_since
+from climode.time import hours_since
 from climode.data.open import open_dataset
 from climode.errors import ConfigError, DataError
 from climode.evaluation.loop import baseline_systems
@@ -63,9 +63,9 @@ class RecordEvaluationConfig:
 def is_evaluation_only(data: Any) -> bool:
     """Whether ``data`` names a catalog entry marked ``evaluation_only``."""
     from climode.data.catalog import load_catalog
-    from climode.data.open import _is_catalog_name
+    from climode.data.open import is_catalog_name
 
-    if not isinstance(data, str) or not _is_catalog_name(data):
+    if not isinstance(data, str) or not is_catalog_name(data):
         return False
     entry = load_catalog().entries.get(data)
     return bool(entry is not None and entry.evaluation_only)

@@ -18,7 +18,7 @@ from typing import Any, Hashable, Mapping, Sequence
 
 import numpy as np
 
-from climode.data.loader import hours_since
+from climode.time import hours_since
 from climode.forecast.storms import STORM_PARAMS
 from climode.metrics.cyclones import Centre, TrackParams, detect_centres, track
 from climode.metrics.streaming import (

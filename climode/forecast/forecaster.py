@@ -33,7 +33,10 @@ from climode.forecast.output import (
     write_forecast,
 )
 from climode.forecast.progress import ForecastProgress
+from climode.forecast.times import parse_times
+from climode.grid import check_regrid_method, is_global_lon, regrid
 from climode.models.checkpoint_meta import CheckpointMeta
+from climode.time import add_hours, format_time, hours_since
 
 log = logging.getLogger(__name__)
 
@@ -119,10 +122,8 @@ class Forecaster:
         from climode.basins.boxes import contiguous_lon, to_convention
         from climode.basins.tiles import pad_dataset_with_nan
         from climode.data.open import LON_CONVENTION_ATTR
-        from climode.data.loader import hours_since
-        from climode.forecast.times import parse_times
 
-        _check_regrid_method(regrid_method)
+        check_regrid_method(regrid_method)
         ds = open_inputs(data, self.variables, self.path.name if self.path else "the bundled model", units, variables)
         convention = ds.attrs.get(LON_CONVENTION_ATTR, "0..360")
         ds = contiguous_lon(subset(ds, basin))  # never a seam inside the domain that is not on the globe
@@ -171,7 +172,7 @@ class Forecaster:
         history = history_line(call_text("Forecaster.predict", _data_label(data), times=times, basin=basin,
                                          inputs=inputs, init=init, members=members,
                                          regrid_method=_unless(regrid_method, "bilinear")))
-        result = cf_forecast(fields, [_add_hours(first_obs, h) for h in request.hours], leads, init_time, members,
+        result = cf_forecast(fields, [add_hours(first_obs, h) for h in request.hours], leads, init_time, members,
                              ds, model_attributes(self.name, self.path, self.meta), history)
         result = to_convention(result, convention)
         bar.close()
@@ -255,13 +256,6 @@ class Forecaster:
         return back
 
 
-def format_time(value) -> str:
-    """ISO 8601 ``YYYY-MM-DDTHH:MM:SS`` of a datetime64 or cftime value (any calendar)."""
-    from climode.batch.spec import format_time as _iso
-
-    return _iso(value)
-
-
 def history_line(command: str) -> str:
     """A CF ``history`` entry: UTC timestamp, package version and the command or call."""
     return f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%dT%H:%M:%SZ} climode {__version__}: {command}"
@@ -281,151 +275,9 @@ def _data_label(data) -> str | None:
     return repr(str(data)) if isinstance(data, (str, Path)) else f"<xarray.{type(data).__name__}>"
 
 
-def _fill_nearest(values: np.ndarray) -> np.ndarray:
-    """Fill NaN cells of the last two axes with their nearest finite neighbour (scipy.ndimage)."""
-    from scipy import ndimage
-
-    out = np.array(values, dtype=np.float64, copy=True)
-    flat = out.reshape(-1, *out.shape[-2:])
-    for field_ in flat:
-        bad = ~np.isfinite(field_)
-        if bad.any() and not bad.all():
-            _, (iy, ix) = ndimage.distance_transform_edt(bad, return_indices=True)
-            field_[bad] = field_[iy[bad], ix[bad]]
-    return out
-
-
-def is_global_lon(lon) -> bool:
-    """True for an evenly spaced longitude axis whose cells go once round the globe (n * step = 360)."""
-    from climode.basins.boxes import is_whole_circle
-
-    return is_whole_circle(lon)
-
-
-def _wrap_lon(values: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Extend a global field by half its width of wrapped columns on each side (periodic longitude)."""
-    pad = max(1, lon.size // 2)
-    widths = [(0, 0)] * (values.ndim - 1) + [(pad, pad)]
-    ext_lon = np.concatenate([lon[-pad:] - 360.0, lon, lon[:pad] + 360.0])
-    return np.pad(values, widths, mode="wrap"), ext_lon
-
-
-REGRID_METHODS = ("bilinear", "conservative")
-
-
-def _check_regrid_method(method: str) -> None:
-    if method not in REGRID_METHODS:
-        raise ClimodeError(f"regrid method {method!r} is unknown; use {' or '.join(REGRID_METHODS)}")
-
-
 def _unless(value, default):
     """``value``, or None when it is the default (keeps ``history`` short)."""
     return None if value == default else value
-
-
-def regrid(ds: xr.Dataset, lat: np.ndarray, lon: np.ndarray, keep_missing: bool = True,
-           method: str = "bilinear") -> xr.Dataset:
-    """Regrid every (..., lat, lon) variable of ``ds`` onto ``lat`` x ``lon``, bilinearly or conservatively.
-
-    ``bilinear`` (scipy): values are extended into missing cells by nearest
-    neighbours (``scipy.ndimage.distance_transform_edt``), so missing cells do
-    not fray the field, and interpolated bilinearly (``scipy.ndimage.map_coordinates``,
-    order 1, on the fractional cell indices of the target coordinates); target
-    cells beyond the source grid take the edge values.  On a global grid
-    (longitudes going once round, see :func:`is_global_lon`) longitude is
-    periodic: the seam is interpolated across and target longitudes are taken
-    modulo 360.  With ``keep_missing`` a target cell is missing where its
-    nearest source cell is.
-
-    ``conservative``: first-order conservative (area-weighted) regridding by
-    xarray-regrid (``pip install 'climode[regrid]'``), see :func:`regrid_conservative`.
-    """
-    _check_regrid_method(method)
-    if method == "conservative":
-        return regrid_conservative(ds, lat, lon, keep_missing)
-    from scipy import ndimage
-
-    src_lat, src_lon = ds["lat"].values.astype(np.float64), ds["lon"].values.astype(np.float64)
-    periodic = is_global_lon(src_lon)
-    ext_lon = _wrap_lon(np.zeros(src_lon.size), src_lon)[1] if periodic else src_lon
-    query_lon = src_lon[0] + np.mod(np.asarray(lon, dtype=np.float64) - src_lon[0], 360.0) if periodic else lon
-    iy = np.interp(lat, src_lat, np.arange(len(src_lat)))
-    ix = np.interp(query_lon, ext_lon, np.arange(len(ext_lon)))
-    gy, gx = np.meshgrid(iy, ix, indexing="ij")
-    ny_idx, nx_idx = np.rint(gy).astype(int), np.rint(gx).astype(int)
-    out = {}
-    for name, da in ds.data_vars.items():
-        if "lat" not in da.dims or "lon" not in da.dims:
-            continue
-        da = da.transpose(..., "lat", "lon")
-        raw = _wrap_lon(da.values, src_lon)[0] if periodic else da.values
-        filled = _fill_nearest(raw)
-        flat = filled.reshape(-1, *filled.shape[-2:])
-        result = np.stack([ndimage.map_coordinates(f, [gy, gx], order=1, mode="nearest") for f in flat])
-        result = result.reshape(*filled.shape[:-2], len(lat), len(lon))
-        if keep_missing:
-            missing = np.isnan(raw)[..., ny_idx, nx_idx]
-            result = np.where(missing, np.nan, result)
-        coords = {d: da[d].values for d in da.dims[:-2] if d in da.coords}
-        coords.update(lat=lat, lon=lon)
-        out[name] = xr.DataArray(result.astype(da.dtype), dims=da.dims, coords=coords, attrs=da.attrs)
-    return xr.Dataset(out, attrs=ds.attrs)
-
-
-def regrid_conservative(ds: xr.Dataset, lat: np.ndarray, lon: np.ndarray, keep_missing: bool = True) -> xr.Dataset:
-    """First-order conservative regridding with xarray-regrid: each target cell is the area-weighted
-    (cos-latitude) mean of the source cells it overlaps, missing cells skipped.
-
-    Longitude is periodic on global grids.  A target cell is missing only when
-    none of its area has data (``keep_missing`` is implied: a mean over the cells
-    that have data is never made up).  As in the bilinear method, target cells
-    beyond the source grid take the edge values (the source is extended by
-    repeating its edge cells).  Going to a finer grid gives each target cell the
-    value of the source cell it lies in.
-    """
-    from climode.errors import require
-
-    require("xarray_regrid", "regrid")  # registers the ds.regrid accessor
-    names = [v for v in ds.data_vars if "lat" in ds[v].dims and "lon" in ds[v].dims]
-    target = xr.Dataset(coords={"lat": np.asarray(lat, dtype=np.float64), "lon": np.asarray(lon, dtype=np.float64)})
-    source = _extend_to_cover(ds[names].astype(np.float64), lat, lon)
-    out = source.regrid.conservative(target, latitude_coord="lat", skipna=True, nan_threshold=1.0)
-    result = {}
-    for name in names:
-        da = out[name].transpose(*ds[name].dims).astype(ds[name].dtype)
-        da.attrs = ds[name].attrs
-        result[name] = da.assign_coords(lat=target["lat"].values, lon=target["lon"].values)
-    return xr.Dataset(result, attrs=ds.attrs)
-
-
-def _extend_to_cover(ds: xr.Dataset, lat: np.ndarray, lon: np.ndarray) -> xr.Dataset:
-    """Repeat the edge cells of ``ds`` until its cell centres span ``lat`` and ``lon`` (not a periodic lon)."""
-    pads = {}
-    for dim, target in (("lat", lat), ("lon", lon)):
-        coord = ds[dim].values.astype(np.float64)
-        if coord.size < 2 or (dim == "lon" and is_global_lon(coord)):
-            continue
-        step = abs(float(coord[1] - coord[0]))
-        low, high = sorted((coord[0], coord[-1]))
-        before = int(np.ceil(max(0.0, low - float(np.min(target))) / step - 1e-9))
-        after = int(np.ceil(max(0.0, float(np.max(target)) - high) / step - 1e-9))
-        if before or after:
-            pads[dim] = (before, after) if coord[0] < coord[-1] else (after, before)
-    if not pads:
-        return ds
-    out = ds.pad(pads, mode="edge")
-    for dim, (before, after) in pads.items():
-        coord = ds[dim].values.astype(np.float64)
-        step = float(coord[1] - coord[0])
-        out = out.assign_coords({dim: np.concatenate([coord[0] - step * np.arange(before, 0, -1), coord,
-                                                      coord[-1] + step * np.arange(1, after + 1)])})
-    return out
-
-
-def _add_hours(t0, hours: float):
-    if isinstance(t0, np.datetime64):
-        return t0 + np.timedelta64(int(round(hours * 3600)), "s")
-    return t0 + dt.timedelta(hours=float(hours))
 
 
 def load_model(path: str | Path | None = None, device: str | None = "auto", *, video: bool = False,

@@ -7,6 +7,7 @@ import numpy as np
 import xarray as xr
 
 from climode.errors import DataError
+from climode.time import format_time, hours_since
 
 
 def open_inputs(data, model_variables: list[str], checkpoint_label: str, units: dict[str, str] | None = None,
@@ -41,7 +42,6 @@ def open_inputs(data, model_variables: list[str], checkpoint_label: str, units: 
 
 def choose_inputs(ds: xr.Dataset, n_inputs: int, inputs, init) -> tuple[np.ndarray, list[str]]:
     """Indices of the input time steps (the newest ``n_inputs`` at or before ``init`` by default) and notes."""
-    from climode.data.loader import hours_since
     from climode.forecast.times import parse_times
 
     hours = hours_since(ds["time"].values)
@@ -51,7 +51,7 @@ def choose_inputs(ds: xr.Dataset, n_inputs: int, inputs, init) -> tuple[np.ndarr
         limit = parse_times([init], first_input=first, init_hours=float(hours[-1])).hours[0]
         candidates = np.flatnonzero(hours <= limit + 1e-6)
         if candidates.size == 0:
-            raise DataError(f"no data at or before --init {init}; the data start at {_format_time(first)}")
+            raise DataError(f"no data at or before --init {init}; the data start at {format_time(first)}")
     else:
         candidates = np.arange(len(hours))
     if inputs is not None:
@@ -64,7 +64,7 @@ def choose_inputs(ds: xr.Dataset, n_inputs: int, inputs, init) -> tuple[np.ndarr
     notes = []
     if limit is not None and abs(hours[idx[-1]] - limit) > 1e-3:
         notes.append(f"--init {init} is not an observation time: the forecast starts from the last observation "
-                     f"before it, {_format_time(ds['time'].values[idx[-1]])}, and +N h leads count from there")
+                     f"before it, {format_time(ds['time'].values[idx[-1]])}, and +N h leads count from there")
     return idx, notes
 
 
@@ -78,10 +78,10 @@ def explicit_inputs(ds: xr.Dataset, hours: np.ndarray, inputs, init_hours: float
     for h in req.hours:
         hit = np.flatnonzero(np.abs(hours - h) < 1e-3)
         if hit.size == 0:
-            raise DataError(f"no data at input time {h:g} h after {_format_time(first)}; the data have "
+            raise DataError(f"no data at input time {h:g} h after {format_time(first)}; the data have "
                             f"{len(hours)} steps from 0 to {hours[-1]:g} h")
         if limit is not None and h > limit + 1e-6:
-            raise DataError(f"input time {_format_time(ds['time'].values[hit[0]])} is after --init {init}; "
+            raise DataError(f"input time {format_time(ds['time'].values[hit[0]])} is after --init {init}; "
                             "inputs must be at or before the forecast reference time: drop it or move --init")
         chosen.append(int(hit[0]))
     return np.array(chosen)
@@ -109,10 +109,3 @@ def static_channels(names: list[str], lat: np.ndarray, lon: np.ndarray) -> np.nd
 
         layers.append(np.nan_to_num(land_sea_mask(lat, lon).values))
     return np.stack(layers).astype(np.float32) if layers else None
-
-
-def _format_time(value) -> str:
-    """ISO 8601 of a datetime64 or cftime value (:func:`climode.forecast.forecaster.format_time`)."""
-    from climode.batch.spec import format_time  # the batch package is imported only when a time is named
-
-    return format_time(value)

@@ -37,9 +37,9 @@ class TrainingData:
 
 def _catalog_entry(name: str):
     from climode.data.catalog import load_catalog
-    from climode.data.open import _is_catalog_name
+    from climode.data.open import is_catalog_name
 
-    if not _is_catalog_name(name):
+    if not is_catalog_name(name):
         return None  # a path or glob
     catalog = load_catalog()
     return catalog.entries.get(name)
