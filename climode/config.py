@@ -150,7 +150,7 @@ def _type_hints(cls: type) -> dict[str, Any]:
     """The resolved field annotations of ``cls`` (empty when they cannot be resolved)."""
     try:
         return typing.get_type_hints(cls)
-    except Exception:  # an annotation names something not importable at runtime: leave it unchecked
+    except (NameError, TypeError, AttributeError):  # an annotation names something not importable at runtime: leave it unchecked
         return {}
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from climode.errors import CheckpointError, ClimodeError
 from climode.models.checkpoint_meta import CheckpointMeta
