@@ -12,6 +12,7 @@ from climode.errors import ClimodeError, HorizonWarning
 from climode.forecast.inputs import choose_inputs, observed_steps, stack_fields, static_channels
 from climode.forecast.limits import beyond_trained_horizon, check_decoder_steps, mask_non_physical
 from climode.forecast.output import cf_forecast, field_dataset, model_attributes
+from climode.models.checkpoint_meta import CheckpointMeta
 
 
 def _fields(steps=6, every=3):
@@ -66,7 +67,7 @@ def test_cf_output_names_the_fields_times_and_model():
                                    "standard_name": "air_pressure_at_mean_sea_level", "original_name": "slp"}
     init = source.time.values[-1]
     valid = [init + np.timedelta64(3, "h"), init + np.timedelta64(5 * 3600 + 54 * 60, "s")]
-    out = cf_forecast(fields, valid, [3.0, 5.9], init, None, source, model_attributes("vidode", None, {}), "made")
+    out = cf_forecast(fields, valid, [3.0, 5.9], init, None, source, model_attributes("vidode", None, CheckpointMeta()), "made")
     assert list(out.forecast_period.values) == [np.timedelta64(3, "h"), np.timedelta64(5 * 3600 + 54 * 60, "s")]
     assert out.forecast_reference_time.values == init and out.attrs["Conventions"] == "CF-1.8"
     assert out.attrs["climode_model"] == "vidode" and out.attrs["climode_checkpoint"] == ""
