@@ -223,8 +223,6 @@ def evaluate(forecaster, config: EvaluationConfig | None = None, progress: bool 
     Video benchmarks (``bouncing_balls``, ``moving_mnist``, ``kth``, ...) are scored
     with the image metrics instead (:func:`climode.evaluation.video.evaluate_video`).
     """
-    from torch.utils.data import DataLoader
-
     from climode.training.data import VIDEO_SETS
 
     from climode.evaluation.heldout import check_held_out
@@ -241,11 +239,10 @@ def evaluate(forecaster, config: EvaluationConfig | None = None, progress: bool 
 
         return evaluate_video(forecaster, config, progress)
 
-    from climode.data.loader import WindowDataset, collate_windows
+    from climode.data.loader import WindowDataset, make_loader
     from climode.data.sampling import get_protocol
     from climode.models.periodic import is_periodic_grid, periodic_longitude
     from climode.training.data import climate_sequences, static_channels
-    from climode.training.trainer import EpochSampler
 
     section = _data_section(forecaster, config)
     stride = getattr(forecaster.model.config, "stride", 1)
@@ -255,8 +252,7 @@ def evaluate(forecaster, config: EvaluationConfig | None = None, progress: bool 
     static = static_channels(section, sequences[0]) if forecaster.static else None
     dataset = WindowDataset(sequences, forecaster.variables, protocol, forecaster.normalizer, seed=config.seed,
                             samples_per_epoch=config.windows, static=static)
-    loader = DataLoader(dataset, batch_size=config.batch_size, collate_fn=collate_windows,
-                        sampler=EpochSampler(len(dataset), 0, config.seed, shuffle=False))
+    loader = make_loader(dataset, config.batch_size, epoch=0)
     lat, lon = sequences[0]["lat"].values, sequences[0]["lon"].values
     periodic = is_periodic_grid(lon)
     climatology, clim_meta = training_climatology(forecaster, section, config, stride)

@@ -41,14 +41,11 @@ def evaluate_video(forecaster, config, progress: bool = True) -> dict[str, Any]:
 
     Returns ``{system: {"overall": {metric: value}, "leads": {"1": {...}}}, "meta": {...}}``.
     """
-    from torch.utils.data import DataLoader
-
-    from climode.data.loader import WindowDataset, collate_windows
+    from climode.data.loader import WindowDataset, make_loader
     from climode.data.sampling import get_protocol
     from climode.data.video import open_video_dataset
     from climode.evaluation.runner import BASELINE_ALIASES, _lead_key, _window_leads, reproducibility_meta
     from climode.models.registry import get_model
-    from climode.training.trainer import EpochSampler
 
     wrong = [b for b in config.baselines if b not in VIDEO_BASELINES]
     if wrong:
@@ -74,8 +71,7 @@ def evaluate_video(forecaster, config, progress: bool = True) -> dict[str, Any]:
     clips = videos.to_array(max_clips=config.clips)
     dataset = WindowDataset(clips, None, protocol, forecaster.normalizer, seed=config.seed,
                             samples_per_epoch=config.windows)
-    loader = DataLoader(dataset, batch_size=config.batch_size, collate_fn=collate_windows,
-                        sampler=EpochSampler(len(dataset), 0, config.seed, shuffle=False))
+    loader = make_loader(dataset, config.batch_size, epoch=0)
     lpips_weights = config.lpips_weights or os.environ.get(LPIPS_WEIGHTS_ENV) or None
     metrics = ["ssim", "psnr", "mse", "mae"] + (["lpips"] if lpips_weights else [])
     systems: dict[str, torch.nn.Module] = {"model": forecaster.model}
