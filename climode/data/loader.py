@@ -162,7 +162,6 @@ def worker_init(worker_id: int) -> None:
         forget_inherited_file_cache()
 
 
-
 def make_loader(
     dataset: WindowDataset,
     batch_size: int,
