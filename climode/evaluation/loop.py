@@ -12,14 +12,12 @@ from typing import Any, Iterator
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 
-from climode.data.loader import WindowDataset, collate_windows
+from climode.data.loader import WindowDataset, make_loader
 from climode.models.baselines.reference import WindAdvection
 from climode.models.inference import deterministic_forecast
 from climode.models.periodic import periodic_longitude
 from climode.models.registry import get_model
-from climode.training.trainer import EpochSampler
 
 #: baseline names accepted by ``climode evaluate`` and the registry model each one is
 BASELINE_ALIASES = {"persistence": "persistence", "advection": "wind_advection", "wind_advection": "wind_advection",
@@ -74,8 +72,7 @@ def forecast_windows(dataset: WindowDataset, systems: dict[str, torch.nn.Module]
     (normalised for climate models).  Static channels go to ``"model"`` only;
     ``periodic`` wraps the systems' spatial layers in longitude (a global grid).
     """
-    loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate_windows,
-                        sampler=EpochSampler(len(dataset), 0, seed, shuffle=False))
+    loader = make_loader(dataset, batch_size, seed=seed, epoch=0)  # every window once, in order
     bar = None
     if progress:
         from tqdm.auto import tqdm

@@ -38,7 +38,8 @@ from climode.evaluation.scorers import (
 from climode.evaluation.video import evaluate_video
 from climode.metrics.streaming import OVERALL
 from climode.models.periodic import is_periodic_grid
-from climode.training.data import VIDEO_SETS, climate_sequences, static_channels
+from climode.data.selection import is_video, video_datasets
+from climode.data.sequences import climate_sequences, static_channels
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ def default_baselines(data: str, interpolate: int | None = None) -> list[str]:
     persistence and pysteps for video, frame blending and flow for video interpolation."""
     if interpolate:
         return ["blend", "flow"]
-    return ["persistence", "pysteps"] if data in VIDEO_SETS else ["persistence", "advection"]
+    return ["persistence", "pysteps"] if is_video(data) else ["persistence", "advection"]
 
 
 def _data_section(forecaster, config: EvaluationConfig):
@@ -174,11 +175,11 @@ def evaluate(forecaster, config: EvaluationConfig | None = None, progress: bool 
     """
     config = config or EvaluationConfig()
     check_held_out(forecaster.meta, config.data, config.split, config.n_sequences)
-    trained_on_video = forecaster.meta.is_video or forecaster.meta.recipe_data.get("dataset") in VIDEO_SETS
-    if config.data in VIDEO_SETS or trained_on_video:
-        if config.data not in VIDEO_SETS:
+    trained_on_video = forecaster.meta.is_video or is_video(forecaster.meta.recipe_data.get("dataset"))
+    if is_video(config.data) or trained_on_video:
+        if not is_video(config.data):
             raise ConfigError(f"the checkpoint was trained on video; score it on a video benchmark "
-                              f"({', '.join(VIDEO_SETS)}), not {config.data!r}")
+                              f"({', '.join(video_datasets())}), not {config.data!r}")
         return evaluate_video(forecaster, config, progress)
 
     section = _data_section(forecaster, config)

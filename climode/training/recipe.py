@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from climode.config import Override, from_dict, load_config
+from climode.data.selection import parse_period
 from climode.errors import ConfigError
 from climode.training.losses import LossWeights
 
@@ -100,22 +101,6 @@ class DataSection:
             get_protocol(self.protocol, **self.protocol_args)
         except ConfigError as exc:
             raise ConfigError(f"data.protocol: {exc}") from exc
-
-
-def parse_period(name: str, text: Any) -> tuple[str, str]:
-    """``"START/END"`` (ISO dates or date-times, inclusive) as two strings; ConfigError otherwise."""
-    parts = str(text).split("/")
-    example = "e.g. 2004-01-01/2004-12-31"
-    if len(parts) != 2 or not all(p.strip() for p in parts):
-        raise ConfigError(f"data.periods.{name}: {text!r} is not START/END ({example})")
-    start, end = (p.strip() for p in parts)
-    try:
-        lo, hi = np.datetime64(start), np.datetime64(end)
-    except ValueError:
-        raise ConfigError(f"data.periods.{name}: {text!r} has a date that is not ISO 8601 ({example})") from None
-    if hi < lo:
-        raise ConfigError(f"data.periods.{name}: {text!r} ends before it starts")
-    return start, end
 
 
 def check_periods(periods: dict[str, Any]) -> None:

@@ -25,6 +25,7 @@ from torch import nn
 from climode.errors import ClimodeError
 from climode.models.base import ForecastOutput
 from climode.models.discriminators import ImageDiscriminator, SequenceDiscriminator
+from climode.models.latent import kl_standard_normal
 from climode.models.precision import autocast
 from climode.models.vidode import VidODE, VidODEOutput
 from climode.training.adversarial import like_targets, sequences_ending_with
@@ -32,7 +33,6 @@ from climode.training.losses import (
     LossWeights,
     diff_loss,
     frames_at,
-    kl_standard_normal,
     lsgan_discriminator_loss,
     lsgan_generator_loss,
     recon_loss,

@@ -185,11 +185,11 @@ def test_lazily_opened_netcdf_is_safe_across_fork(archive):
 
 def _netcdf_ids(data):
     """netCDF ids of the files a WindowDataset reads in the current process."""
-    from climode.data import loader
+    from climode.data import readers
 
     ids = []
     for seq in data._sequences:
-        if isinstance(seq, loader._FileSequence):
+        if isinstance(seq, readers.FileSequence):
             ids += [ds["PSL"].variable for ds, _ in seq._handles()]
         else:
             ids += seq._arrays[:1]
@@ -433,7 +433,7 @@ def test_dask_backed_reads_compute_only_the_chunks_of_the_window():
     import dask
     import dask.array as dka
 
-    from climode.data.loader import _DaskFrames
+    from climode.data.readers import DaskFrames
 
     values = np.arange(10 * 5 * 7, dtype="float32").reshape(10, 5, 7)
     good = dka.from_array(values, chunks=(3, 2, 4)) * 2.0  # several chunks along every axis
@@ -443,7 +443,7 @@ def test_dask_backed_reads_compute_only_the_chunks_of_the_window():
         raise AssertionError("a chunk outside the window was computed")
 
     bad = dka.from_delayed(poisoned(), shape=(4, 5, 7), dtype="float32")
-    frames = _DaskFrames(dka.concatenate([good, bad], axis=0))
+    frames = DaskFrames(dka.concatenate([good, bad], axis=0))
     np.testing.assert_array_equal(frames.read(np.array([0, 4, 5, 9])), 2.0 * values[[0, 4, 5, 9]])
     np.testing.assert_array_equal(frames.read(slice(2, 8)), 2.0 * values[2:8])
     with pytest.raises(AssertionError, match="outside the window"):

@@ -48,11 +48,11 @@ from climode.models.baselines.recurrent import (
 from climode.models.config import SolverConfig
 from climode.models.convgru import ConvGRUCell
 from climode.models.encoder import ConvEncoder, Z0Head, ode_rnn_encode
+from climode.models.latent import kl_standard_normal
 from climode.models.odefunc import ODEFunc
 from climode.models.precision import autocast
 from climode.models.timeline import plan_encoder, union_times
 from climode.models.vidode import solve_from_origin
-from climode.training.losses import kl_standard_normal
 
 
 @dataclass
