@@ -148,6 +148,18 @@ def test_collate_pads_uneven_samples_with_masks_and_sorted_times():
     assert batch["sample_index"].tolist() == [0, 10] and batch["start"].dtype == torch.int64
 
 
+def test_windows_of_two_grids_or_with_and_without_static_channels_do_not_collate():
+    ds = climate(nans=False)
+    protocol = FixedProtocol((0, 2, 3), (4,), step_hours=3)
+    small = WindowDataset(ds.isel(lat=slice(0, 4)), VARS, protocol, identity())[0]
+    whole = WindowDataset(ds, VARS, protocol, identity())[0]
+    with pytest.raises(DataError, match=r"different channel/grid shapes \(3, 4, 8\) and \(3, 6, 8\)"):
+        collate_windows([small, whole])
+    with_static = WindowDataset(ds, VARS, protocol, identity(), static=True)[0]
+    with pytest.raises(DataError, match="some windows of the batch have static channels and some do not"):
+        collate_windows([with_static, whole])
+
+
 @pytest.mark.parametrize("source", ["glob", "zarr"])
 def test_two_workers_give_the_same_batches_as_none(archive, source):
     protocol = CAM5Protocol(max_gap_hours=12)  # windows of up to 22 frames
