@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from climode.errors import ConfigError, MissingDependencyError, ModelInputError, require
+from climode.grid import is_global_lon
 from climode.models.base import ForecastOutput
 
 log = logging.getLogger(__name__)
@@ -441,10 +442,10 @@ class WindAdvection(nn.Module):
             if not ((d > 0).all() or (d < 0).all()):
                 raise ConfigError(f"{name} must be strictly monotonic")
         dlon = np.gradient(lon)
-        if cfg.wrap_lon:
-            span = abs(lon[-1] - lon[0]) + abs(np.mean(np.diff(lon)))
-            if abs(span - 360.0) > 0.5 * abs(np.mean(np.diff(lon))):
-                raise ConfigError(f"wrap_lon needs a global longitude grid; this one spans {span:.2f} degrees")
+        if cfg.wrap_lon and not is_global_lon(lon):
+            span = abs(lon[-1] - lon[0]) + abs(np.median(np.diff(lon)))
+            raise ConfigError(f"wrap_lon needs a global longitude grid (evenly spaced, once round); this one spans "
+                              f"{span:.2f} degrees")
         n_ch = cfg.in_channels
         mean = np.zeros(n_ch) if mean is None else np.asarray(mean, dtype=np.float64)
         std = np.ones(n_ch) if std is None else np.asarray(std, dtype=np.float64)
