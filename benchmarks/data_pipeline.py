@@ -180,16 +180,10 @@ def _training_data(recipe, stats: str):
 
 
 def _trainer_loader(data, batch: int, workers: int, epoch: int = 0):
-    """A DataLoader as ``Trainer._loader`` builds it: shuffled epoch keys, padded batches, worker_init."""
-    from torch.utils.data import DataLoader
+    """The trainer's loader (``make_loader``): shuffled epoch keys, padded batches, worker_init."""
+    from climode.data.loader import make_loader
 
-    from climode.data.loader import collate_windows, worker_init
-    from climode.training.trainer import EpochSampler
-
-    kwargs = {"worker_init_fn": worker_init, "persistent_workers": False} if workers else {}
-    sampler = EpochSampler(len(data.train), epoch, 0, shuffle=True)
-    return DataLoader(data.train, batch_size=batch, sampler=sampler, collate_fn=collate_windows,
-                      num_workers=workers, **kwargs)
+    return make_loader(data.train, batch, workers, shuffle=True, seed=0, epoch=epoch)
 
 
 def measure(recipe_path: str, source: str, stats: str, workers: int, batch: int, batches: int, warmup: int) -> dict:

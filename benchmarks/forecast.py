@@ -103,10 +103,9 @@ def warm_worker(times: str, repeats: int, checkpoint: str | None) -> dict:
     walls = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        model.predict(sample, times, basin="atlantic")
+        _, info = model.predict_with_info(sample, times, basin="atlantic")
         walls.append(time.perf_counter() - t0)
     peak = _status_mb("VmHWM")
-    info = model.last_info
     return {"wall_s": round(statistics.median(walls), 3), "wall_min_s": round(min(walls), 3),
             "load_model_s": round(load_s, 3),
             "rss_before_mb": round(before, 1), "peak_rss_mb": round(peak, 1),

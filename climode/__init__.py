@@ -5,7 +5,8 @@ nor xarray (the ``climode`` command can then catch a Ctrl-C from its first
 moment):
 
 - :func:`climode.open_dataset` reads fields into climode's canonical xarray form;
-- :func:`climode.load_model` and :func:`climode.forecast` make forecasts;
+- :func:`climode.load_model` and :func:`climode.run_forecast` make forecasts
+  (``climode.forecast`` is the package that holds them);
 - ``ds.climode.predict(times)`` is the xarray accessor, registered as soon as
   xarray is imported (now, if it already is; else by a one-shot import hook).
 """
@@ -44,7 +45,7 @@ from climode._version import __version__  # noqa: E402
 _LAZY = {
     "open_dataset": "climode.data.open",
     "load_model": "climode.forecast.forecaster",
-    "forecast": "climode.forecast",
+    "run_forecast": "climode.forecast",
 }
 
 __all__ = ["__version__", *_LAZY]

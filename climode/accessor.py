@@ -55,7 +55,7 @@ class ClimodeDataArrayAccessor:
         forecaster = model if isinstance(model, Forecaster) else load_model(model)
         ds = self._da.to_dataset(dim="variable")
         if units is None:
-            units = forecaster.meta.get("units", {})
+            units = forecaster.meta.units
             logging.getLogger(__name__).warning("DataArray has no per-variable units; assuming the model's: %s", units)
         out = forecaster.predict(ds, times, basin=basin, inputs=inputs, init=init, members=members, units=units,
                                  regrid_method=regrid_method)

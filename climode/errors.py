@@ -5,6 +5,8 @@ Every error a user can cause (bad data, a bad recipe, a bad argument) is a
 anything else is a bug and keeps its traceback.
 """
 
+import types
+
 
 class ClimodeError(ValueError):
     """A problem with the user's input; the message says what and how to fix it."""
@@ -30,7 +32,7 @@ class MissingDependencyError(ClimodeError):
     """An optional extra is needed; the message names the pip command."""
 
 
-def require(module: str, extra: str):
+def require(module: str, extra: str) -> types.ModuleType:
     """Import an optional dependency or fail with the exact pip command to run."""
     import importlib
 

@@ -17,7 +17,7 @@ import numpy as np
 import xarray as xr
 
 from climode.errors import require
-from climode.forecast.forecaster import format_time
+from climode.time import format_time
 
 log = logging.getLogger(__name__)
 

@@ -24,6 +24,7 @@ import numpy as np
 import xarray as xr
 
 from climode.errors import ConfigError, DataError
+from climode.grid import is_global_lon
 
 log = logging.getLogger(__name__)
 
@@ -375,21 +376,12 @@ def to_convention(obj: XrObj, convention: str = "0..360") -> XrObj:
     for conv in (convention, other):
         v = in_convention(lon, conv)
         if v.size < 2 or np.all(np.diff(v) > 0):
-            if conv == other and is_whole_circle(lon):
+            if conv == other and is_global_lon(lon):
                 break  # a global field keeps the data's convention, rolled below
             return obj.assign_coords({lon_dim: obj[lon_dim].copy(data=v.astype(obj[lon_dim].dtype, copy=False))})
     v = in_convention(lon, convention)
     out = obj.assign_coords({lon_dim: obj[lon_dim].copy(data=v.astype(obj[lon_dim].dtype, copy=False))})
     return out.sortby(lon_dim)
-
-
-def is_whole_circle(lon) -> bool:
-    """Whether evenly spaced ``lon`` go once round the globe (n * step = 360)."""
-    lon = np.asarray(lon, dtype=np.float64)
-    if lon.size < 3:
-        return False
-    step = np.diff(lon)
-    return bool(np.allclose(step, step.mean(), rtol=1e-3) and abs(lon.size * step.mean() - 360.0) < 0.5 * step.mean())
 
 
 def to_0_360(obj):

@@ -9,7 +9,8 @@
 
 ``distributed`` and ``dask_jobqueue`` (``pip install "climode[hpc]"``) are
 imported only when a cluster is made.  This package builds on
-:mod:`climode.forecast`; nothing else in climode imports it.  See docs/batch.md.
+:mod:`climode.forecast` (and the shared :mod:`climode.time`); nothing else in
+climode imports it but its command, :mod:`climode.cli.batch`.  See docs/batch.md.
 """
 
 from climode.batch.cluster import connect, job_script, make_cluster

@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from climode.batch.parts import Part
-from climode.batch.spec import BatchSpec, calendar_of, format_time, init_times
+from climode.batch.spec import BatchSpec, init_times
 from climode.errors import CheckpointError, ClimodeError, ConfigError, DataError
+from climode.time import calendar_of, data_time, format_time
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +143,7 @@ def plan_batch(spec: BatchSpec, part: Part | None = None) -> BatchPlan:
     if part is not None:
         tasks = part.select(tasks)
     return BatchPlan(spec=spec, output=output, checkpoint=checkpoint,
-                     sha256=str(forecaster.meta.get("sha256", "")), data=data, variables=list(forecaster.variables),
+                     sha256=forecaster.meta.sha256 or "", data=data, variables=list(forecaster.variables),
                      calendar=calendar_of(times[0]), data_start=times[0], data_end=times[-1], init_times=inits,
                      lead_hours=spec.lead_hours, tasks=tasks, part=part, n_all_tasks=n_all)
 
@@ -209,13 +210,13 @@ def _cached_model(checkpoint: str | None, device: str, sha256: str):
     key = (checkpoint, device)
     with _LOCK:
         model = _MODELS.get(key)
-        if model is None or (sha256 and model.meta.get("sha256", "") != sha256):
+        if model is None or (sha256 and (model.meta.sha256 or "") != sha256):
             from climode.forecast import Forecaster
 
             torch.set_num_threads(1)
             model = _MODELS[key] = Forecaster.from_checkpoint(checkpoint, device)
             MODEL_LOADS += 1
-    if sha256 and model.meta.get("sha256", "") != sha256:
+    if sha256 and (model.meta.sha256 or "") != sha256:
         raise CheckpointError(f"the checkpoint {checkpoint or '(bundled)'} on this worker is not the one the batch "
                               "was planned with (sha256 differs)")
     return model
@@ -265,13 +266,12 @@ def forecast_task(task: Task, *, checkpoint: str | None, sha256: str, device: st
     """Run one task on a worker: the Forecaster's dataset (dims time, lat, lon), or a TaskFailure."""
     import dask
 
-    from climode.batch.spec import data_time
 
     try:
         model = _cached_model(checkpoint, _this_worker_device(device), sha256)
         ds = _cached_data(data, model.variables, run_id, names, units)
         times = ds["time"].values
-        init = data_time(task.init, times[0])
+        init = data_time(task.init, times[0], what="init time")
         if init < times[0] or init > times[-1]:
             raise DataError(f"init time {task.init} is outside the data ({format_time(times[0])} to "
                             f"{format_time(times[-1])})")

@@ -18,10 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from climode.config import Override, from_dict, load_config
 from climode.errors import ClimodeError, ConfigError
-from climode.models.config import from_dict
+from climode.time import add_hours, data_time, format_time, iso_fields
 
 #: Cluster kinds: a LocalCluster, a dask-jobqueue cluster, or an existing scheduler.
 JOBQUEUE_KINDS = ("slurm", "pbs", "sge")
@@ -29,7 +28,6 @@ KINDS = ("local", *JOBQUEUE_KINDS, "address")
 #: The most tasks' init times one spec may ask for.
 MAX_INITS = 100_000
 
-_ISO = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{1,2})(?::(\d{2}))?(?::(\d{2}))?)?$")
 _GROUP = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 ISO_HELP = "write init times as ISO dates such as 2000-08-01 or 2000-08-01T06:00"
 
@@ -109,7 +107,7 @@ class InitSpec:
             self.every = str(self.every)
             if self.every_hours <= 0:
                 raise ConfigError(f"init.every must be a positive duration such as 6h or 1d, got {self.every!r}")
-            if iso_fields(self.end) < iso_fields(self.start):
+            if iso_fields(self.end, what="init time") < iso_fields(self.start, what="init time"):
                 raise ConfigError(f"init.end {self.end} is before init.start {self.start}")
         if self.latest is not None and (not isinstance(self.latest, int) or isinstance(self.latest, bool)
                                         or self.latest < 1):
@@ -188,78 +186,28 @@ class BatchSpec:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "BatchSpec":
+        """Validate a spec mapping (what :func:`load_config` calls)."""
+        return spec_from_dict(data)
+
 
 # ---------------------------------------------------------------- values
-def iso_fields(text: str) -> tuple[int, int, int, int, int, int]:
-    """``'2000-08-01T06:00'`` -> (2000, 8, 1, 6, 0, 0); ConfigError on anything else."""
-    m = _ISO.match(str(text).strip())
-    if not m:
-        raise ConfigError(f"cannot read init time {text!r}; {ISO_HELP}")
-    y, mo, d, hh, mi, ss = (int(g) if g else 0 for g in m.groups())
-    if not (1 <= mo <= 12 and 1 <= d <= 31 and hh < 24 and mi < 60 and ss < 60):
-        raise ConfigError(f"init time {text!r} is not a valid date and time")
-    return y, mo, d, hh, mi, ss
-
-
 def _iso_text(value: Any, key: str) -> str:
     """An ISO string from YAML, which turns unquoted dates into date/datetime objects."""
     if isinstance(value, dt.datetime):
         if value.tzinfo is not None:
             value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
-        value = value.strftime("%Y-%m-%dT%H:%M:%S")
+        value = format_time(value)
     elif isinstance(value, dt.date):
         value = value.strftime("%Y-%m-%d")
     if not isinstance(value, str):
         raise ConfigError(f"{key}: {value!r} is not a date; {ISO_HELP}")
     try:
-        iso_fields(value)
+        iso_fields(value, what="init time")
     except ConfigError as exc:
         raise ConfigError(f"{key}: {exc}") from exc
     return value.strip()
-
-
-def calendar_of(like: Any) -> str:
-    """The calendar of a time value of the data (cftime's own, else proleptic_gregorian)."""
-    return getattr(like, "calendar", None) or "proleptic_gregorian"
-
-
-def data_time(text: str, like: Any):
-    """The ISO time ``text`` as a value of the data's time axis, of which ``like`` is one value.
-
-    cftime values (noleap, 360_day, ...) give a cftime date of the same
-    calendar; numpy datetime64 values give a datetime64.  A date the calendar
-    does not have (2001-02-29, 2000-02-30 outside 360_day) is a ConfigError.
-    """
-    import numpy as np
-
-    y, mo, d, hh, mi, ss = iso_fields(text)
-    try:
-        if hasattr(like, "calendar"):
-            import cftime
-
-            return cftime.datetime(y, mo, d, hh, mi, ss, calendar=like.calendar,
-                                   has_year_zero=getattr(like, "has_year_zero", None))
-        return np.datetime64(dt.datetime(y, mo, d, hh, mi, ss), "s")
-    except ValueError as exc:
-        raise ConfigError(f"init time {text!r} does not exist in the data's calendar "
-                          f"({calendar_of(like)}): {exc}") from exc
-
-
-def format_time(value: Any) -> str:
-    """``YYYY-MM-DDTHH:MM:SS`` of a cftime or datetime64 value (what --init reads)."""
-    import numpy as np
-
-    if isinstance(value, np.datetime64):
-        value = value.astype("datetime64[s]").item()
-    return value.strftime("%Y-%m-%dT%H:%M:%S")
-
-
-def add_hours(value: Any, hours: float):
-    import numpy as np
-
-    if isinstance(value, np.datetime64):
-        return value + np.timedelta64(round(hours * 3600), "s")
-    return value + dt.timedelta(hours=float(hours))
 
 
 def init_times(init: InitSpec, like: Any, data_times: Any = None) -> list:
@@ -268,13 +216,14 @@ def init_times(init: InitSpec, like: Any, data_times: Any = None) -> list:
     ``like`` is one time value of the data; ``data_times`` (all of them) is
     needed for ``latest``.
     """
-    values = [data_time(t, like) for t in init.times]
+    values = [data_time(t, like, what="init time") for t in init.times]
     if init.latest is not None:
         if data_times is None or len(data_times) == 0:
             raise ConfigError("init.latest needs the data's time steps")
         values += sorted(data_times)[-init.latest:]
     if init.start is not None:
-        start, end, step = data_time(init.start, like), data_time(init.end, like), init.every_hours
+        start, end = data_time(init.start, like, what="init time"), data_time(init.end, like, what="init time")
+        step = init.every_hours
         t = start
         while t <= end:
             values.append(t)
@@ -354,31 +303,6 @@ def _basins(value: Any) -> dict[str, str | None]:
 
 
 # ---------------------------------------------------------------- loading
-def apply_overrides(data: dict[str, Any], overrides: list) -> dict[str, Any]:
-    """Apply ``key.sub=value`` strings (values read as YAML) or ``(key_path, value)`` pairs."""
-    for item in overrides:
-        if isinstance(item, str):
-            if "=" not in item:
-                raise ConfigError(f"override {item!r} must look like key=value or section.key=value")
-            key, value = item.split("=", 1)
-            path = [p for p in key.strip().split(".") if p]
-            value = yaml.safe_load(value)
-        else:
-            key_path, value = item
-            path = key_path.split(".") if isinstance(key_path, str) else list(key_path)
-        if not path:
-            raise ConfigError(f"override {item!r} has an empty key")
-        node = data
-        for part in path[:-1]:
-            if node.get(part) is None:
-                node[part] = {}
-            node = node[part]
-            if not isinstance(node, dict):
-                raise ConfigError(f"override {'.'.join(path)}: {part!r} is not a section")
-        node[path[-1]] = value
-    return data
-
-
 def spec_from_dict(data: dict[str, Any]) -> BatchSpec:
     if not isinstance(data, dict):
         raise ConfigError("a batch spec must be a mapping")
@@ -389,19 +313,6 @@ def spec_from_dict(data: dict[str, Any]) -> BatchSpec:
     return from_dict(BatchSpec, data)
 
 
-def load_spec(path: str | Path, overrides: list | None = None) -> BatchSpec:
+def load_spec(path: str | Path, overrides: list[Override] | None = None) -> BatchSpec:
     """Read a YAML batch spec, apply ``--set`` overrides, and validate it."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"batch spec {path} does not exist")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"batch spec {path} is not valid YAML: {exc}".splitlines()[0]) from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"batch spec {path} must be a mapping of keys")
-    data = apply_overrides(data, list(overrides or []))
-    try:
-        return spec_from_dict(data)
-    except ConfigError as exc:
-        raise ConfigError(f"{path.name}: {exc}".splitlines()[0]) from exc
+    return load_config(BatchSpec, path, overrides, label="batch spec")

@@ -50,8 +50,8 @@ from xarray.coding.times import encode_cf_datetime
 
 from climode._version import __version__
 from climode.batch.lock import StoreLock
-from climode.batch.spec import add_hours, format_time
 from climode.errors import ConfigError, DataError
+from climode.time import add_hours, format_time
 
 if TYPE_CHECKING:  # pragma: no cover
     from climode.batch.run import BatchPlan, Task

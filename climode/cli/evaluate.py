@@ -76,7 +76,6 @@ def run(args: argparse.Namespace) -> int:
     from climode.evaluation import EvaluationConfig, evaluate
     from climode.evaluation.record import RecordEvaluationConfig, evaluate_record, is_evaluation_only
     from climode.forecast import load_model
-    from climode.training.data import VIDEO_SETS
 
     _check_outputs(args)
     if args.threads is not None:
@@ -89,23 +88,21 @@ def run(args: argparse.Namespace) -> int:
     if args.leads and not record:
         raise ConfigError("--leads applies to an evaluation-only record (--whole-record); other data use the "
                           "checkpoint's protocol")
-    default = "persistence,pysteps" if args.data in VIDEO_SETS or record else "persistence,advection"
-    if args.interpolate:
-        default = "blend,flow"
-    baselines = [b.strip() for b in (args.baselines or default).split(",") if b.strip()]
+    # no --baselines: the config's own default (EvaluationConfig: by data kind; RecordEvaluationConfig: its list)
+    chosen = {} if not args.baselines else {"baselines": [b.strip() for b in args.baselines.split(",") if b.strip()]}
     if record:
         try:
             leads = [float(h.strip().lstrip("+").rstrip("h")) for h in args.leads.split(",")] if args.leads else None
         except ValueError:
             raise ConfigError(f"--leads {args.leads!r} must be comma-separated hours, e.g. 6,12") from None
         model = load_model(args.checkpoint, args.device)
-        results = evaluate_record(model, RecordEvaluationConfig(data=args.data, leads=leads, baselines=baselines,
-                                                                seed=args.seed), progress=not args.quiet)
+        results = evaluate_record(model, RecordEvaluationConfig(data=args.data, leads=leads, seed=args.seed,
+                                                                **chosen), progress=not args.quiet)
         return _write(args, results)
     config = EvaluationConfig(data=args.data, split=args.split, n_sequences=args.sequences, windows=args.windows,
-                              batch_size=args.batch_size, baselines=baselines, seed=args.seed,
+                              batch_size=args.batch_size, seed=args.seed,
                               climatology_sequences=args.climatology_sequences, clips=args.clips,
-                              lpips_weights=args.lpips_weights, interpolate=args.interpolate)
+                              lpips_weights=args.lpips_weights, interpolate=args.interpolate, **chosen)
     model = load_model(args.checkpoint, args.device, video=True)
     return _write(args, evaluate(model, config, progress=not args.quiet))
 

@@ -94,7 +94,7 @@ def _check_before_running(args: argparse.Namespace) -> None:
 
     from climode.data.mapping import check_units, parse_assignments
     from climode.errors import ClimodeError, require
-    from climode.forecast.forecaster import check_output, input_paths
+    from climode.forecast.output import check_output, input_paths
     from climode.io import check_output_path
 
     if args.members is not None and args.members < 1:
@@ -141,7 +141,8 @@ def run(args: argparse.Namespace) -> int:
     from climode.errors import HorizonWarning
 
     from climode.forecast import load_model
-    from climode.forecast.forecaster import format_time, history_line, write_forecast
+    from climode.forecast.forecaster import history_line, write_forecast
+    from climode.time import format_time
     from climode.data.mapping import interface
     from climode.forecast.storms import format_table, storm_centres, storm_table
 
@@ -149,9 +150,10 @@ def run(args: argparse.Namespace) -> int:
     model = load_model(args.checkpoint, args.device, precision=args.precision)
     with warnings.catch_warnings(record=True) as caught, interface("cli"):
         warnings.simplefilter("always", HorizonWarning)
-        result = model.predict(_data(args), args.times, basin=args.basin, inputs=args.inputs, init=args.init,
-                               members=args.members, regrid_method=args.regrid, variables=args.var_map,
-                               units=args.units_map, progress=False if args.quiet else None)
+        result, info = model.predict_with_info(_data(args), args.times, basin=args.basin, inputs=args.inputs,
+                                               init=args.init, members=args.members, regrid_method=args.regrid,
+                                               variables=args.var_map, units=args.units_map,
+                                               progress=False if args.quiet else None)
     for warning in caught:
         if issubclass(warning.category, HorizonWarning):
             print(f"climode: warning: {warning.message}", file=sys.stderr)
@@ -177,14 +179,14 @@ def run(args: argparse.Namespace) -> int:
             "output": str(path),
             "model": model.name,
             "forecast_reference_time": reference,
-            "inputs": [format_time(t) for t in model.last_info.input_times],
-            "notes": model.last_info.notes,
+            "inputs": [format_time(t) for t in info.input_times],
+            "notes": info.notes,
             "times": rows,
         }, indent=2))
     elif not args.quiet:
-        print(f"climode {model.name}: forecast from {len(model.last_info.input_times)} observations, "
+        print(f"climode {model.name}: forecast from {len(info.input_times)} observations, "
               f"reference time {reference}")
-        for note in model.last_info.notes:
+        for note in info.notes:
             print(f"note: {note}")
         print(format_table(rows))
         print(f"written: {path}")

@@ -1,7 +1,7 @@
 """The data catalog: named datasets described in ``data_catalog.yaml``.
 
-The packaged catalog is used unless ``CLIMODE_CATALOG`` (or ``path=``) names
-another file.  Paths may use environment variables, ``${NAME}`` or
+The catalog is the top-level ``data_catalog.yaml`` of the repository (the build
+copies it into the wheel) unless ``CLIMODE_CATALOG`` (or ``path=``) names another file.  Paths may use environment variables, ``${NAME}`` or
 ``${NAME:-default}``; a variable that is unset falls back to the inline default,
 then to the catalog's ``environment:`` defaults (``CLIMODE_DATA`` defaults to
 ``~/climode_data``).  An item of ``paths`` may itself be a list of alternatives,
@@ -35,12 +35,18 @@ _FIELDS = {
 _ENV_RE = re.compile(r"\$(\w+)")
 
 
+#: The catalog an installed wheel carries: the top-level data_catalog.yaml, copied in by the build (setup.py).
+PACKAGED_CATALOG = Path(__file__).with_name("data_catalog.yaml")
+#: The catalog of a source checkout (an editable install): the same file, where users look for it.
+CHECKOUT_CATALOG = Path(__file__).resolve().parents[2] / "data_catalog.yaml"
+
+
 def default_catalog_path() -> Path:
-    """``$CLIMODE_CATALOG`` if set, else the catalog shipped in the package."""
+    """``$CLIMODE_CATALOG`` if set, else the catalog of the installed package or of the checkout."""
     env = os.environ.get(CATALOG_ENV)
     if env:
         return Path(env).expanduser()
-    return Path(__file__).with_name("data_catalog.yaml")
+    return PACKAGED_CATALOG if PACKAGED_CATALOG.is_file() else CHECKOUT_CATALOG
 
 
 def expand(text: str, defaults: Mapping[str, str] | None = None) -> str:

@@ -74,14 +74,14 @@ def open_dataset(
 
     wanted = _wanted_variables(variables)
     user_units = dict(units or {})
-    if (split is not None or seed is not None) and not (isinstance(source, str) and _is_catalog_name(source)):
+    if (split is not None or seed is not None) and not (isinstance(source, str) and is_catalog_name(source)):
         raise ConfigError("split= and seed= apply only to synthetic datasets of the data catalog")
 
     if isinstance(source, xr.Dataset):
         spec = OpenSpec(variables=wanted, units=user_units)
         ds = _canonical_file(source, spec, "<xarray.Dataset>")
         label = "<xarray.Dataset>"
-    elif isinstance(source, str) and _is_catalog_name(source):
+    elif isinstance(source, str) and is_catalog_name(source):
         cat = catalog if isinstance(catalog, Catalog) else load_catalog(catalog)
         if source not in cat:
             raise DataError(
@@ -158,7 +158,8 @@ def _wanted_variables(variables) -> dict[str, str | None]:
     return out
 
 
-def _is_catalog_name(text: str) -> bool:
+def is_catalog_name(text: str) -> bool:
+    """Whether ``text`` names a catalog entry rather than a file: a bare name, no such path, no file suffix."""
     return (
         bool(re.fullmatch(r"[A-Za-z0-9_.-]+", text))
         and not os.path.exists(text)
@@ -217,7 +218,7 @@ def resolve_files(source: Any, catalog: Any = None) -> list[str]:
 
     if isinstance(source, xr.Dataset):
         return []
-    if isinstance(source, str) and _is_catalog_name(source):
+    if isinstance(source, str) and is_catalog_name(source):
         cat = catalog if isinstance(catalog, Catalog) else load_catalog(catalog)
         entry = cat.get(source)
         if entry.driver in ("synthetic", "video"):

@@ -53,7 +53,7 @@ __all__ = [
 
 # spawn_key domains: windows and shuffles never share a random stream.
 _WINDOW_DOMAIN = 0
-SHUFFLE_DOMAIN = 1
+SHUFFLE_DOMAIN = 7  # the shuffled order of an epoch (climode.data.loader.EpochSampler)
 
 
 def _offsets(values: Sequence[int] | np.ndarray, what: str) -> tuple[int, ...]:

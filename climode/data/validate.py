@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from climode.errors import DataError
+from climode.time import hours_since
 
 log = logging.getLogger(__name__)
 
@@ -101,13 +102,7 @@ def _time_text(t) -> str:
 def _step_text(times) -> str:
     if times.size < 2:
         return "n/a"
-    deltas = np.unique(np.asarray(times[1:] - times[:-1]))
-    hours = []
-    for d in deltas:
-        if isinstance(d, np.timedelta64):
-            hours.append(d / np.timedelta64(1, "h"))
-        else:
-            hours.append(d.total_seconds() / 3600.0)
+    hours = np.unique(np.diff(hours_since(times))).tolist()
     if len(hours) == 1:
         return f"{hours[0]:g} h"
     return f"{min(hours):g}..{max(hours):g} h (irregular)"

@@ -21,7 +21,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from climode.data.selection import catalog_entry, is_video, recipe_seeds
 from climode.errors import ConfigError
+from climode.models.checkpoint_meta import CheckpointMeta
+from climode.training.recipe import DataSection
 
 #: video splits that contain another (``all`` contains every split)
 _CONTAINS = {"all": None, "train": {"train_dev", "validation"}}
@@ -43,27 +46,29 @@ def _files(dataset: str) -> set[str]:
         return set()
 
 
-def check_held_out(meta: dict[str, Any], data: str, split: str, n_sequences: int) -> None:
-    """ConfigError unless scoring ``split`` of ``data`` avoids what the checkpoint (``meta``) trained on."""
-    from climode.training.data import VIDEO_SETS, _catalog_entry, recipe_seeds
-    from climode.training.recipe import DataSection
+def recipe_section(recipe_data: dict[str, Any]) -> DataSection:
+    """The data section of a checkpoint's recipe (``meta["recipe"]["data"]``) without keys it does not know."""
+    allowed = set(DataSection.__dataclass_fields__)
+    return DataSection(**{k: v for k, v in recipe_data.items() if k in allowed})
 
-    recipe_data = dict(meta.get("recipe", {}).get("data", {}))
+
+def check_held_out(meta: CheckpointMeta, data: str, split: str, n_sequences: int) -> None:
+    """ConfigError unless scoring ``split`` of ``data`` avoids what the checkpoint (``meta``) trained on."""
+    recipe_data = dict(meta.recipe_data)
     trained = recipe_data.get("dataset")
     trained_split = recipe_data.get("split")
     if trained is None:
         return  # no recipe in the sidecar (a hand-made checkpoint): nothing to compare
-    if data in VIDEO_SETS:
+    if is_video(data):
         if trained == data and _video_overlap(trained_split, split):
             raise ConfigError(f"the checkpoint was trained on the {trained_split} split of {data}, which holds the "
                               f"{split} split it is asked to score; score it on a held-out split (--split test)")
         return
-    entry = _catalog_entry(data)
+    entry = catalog_entry(data)
     if entry is not None and entry.driver == "synthetic":
         if trained != data:
             return
-        allowed = set(DataSection.__dataclass_fields__)
-        section = DataSection(**{k: v for k, v in recipe_data.items() if k in allowed})
+        section = recipe_section(recipe_data)
         seen = set(recipe_seeds(section, entry, trained_split, section.n_sequences))
         section.seeds = None
         scored = set(recipe_seeds(section, entry, split, n_sequences))
@@ -72,7 +77,7 @@ def check_held_out(meta: dict[str, Any], data: str, split: str, n_sequences: int
             raise ConfigError(f"the checkpoint was trained on seeds {both[:5]} of {data}, which the {split} split "
                               f"would score; score it on a held-out split (--split test)")
         return
-    shared = _files(data) & _files(trained) if trained not in VIDEO_SETS else set()
+    shared = _files(data) & _files(trained) if not is_video(trained) else set()
     if not shared:
         return  # held-out files
     periods = recipe_data.get("periods") or {}

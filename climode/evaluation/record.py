@@ -27,7 +27,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from climode.time import hours_since
+from climode.data.open import open_dataset
 from climode.errors import ConfigError, DataError
+from climode.evaluation.loop import baseline_systems
+from climode.evaluation.runner import climate_results
+from climode.evaluation.scorers import FieldScorer, StormCentres, StormCount, TrackScorer
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +63,9 @@ class RecordEvaluationConfig:
 def is_evaluation_only(data: Any) -> bool:
     """Whether ``data`` names a catalog entry marked ``evaluation_only``."""
     from climode.data.catalog import load_catalog
-    from climode.data.open import _is_catalog_name
+    from climode.data.open import is_catalog_name
 
-    if not isinstance(data, str) or not _is_catalog_name(data):
+    if not isinstance(data, str) or not is_catalog_name(data):
         return False
     entry = load_catalog().entries.get(data)
     return bool(entry is not None and entry.evaluation_only)
@@ -96,19 +101,8 @@ def _observed(values: np.ndarray) -> np.ndarray:
                      for t in range(values.shape[0])])
 
 
-def _baseline(name: str, channels: int):
-    from climode.models.registry import get_model
-
-    return get_model(RECORD_BASELINES[name], {"in_channels": channels})
-
-
 def evaluate_record(forecaster, config: RecordEvaluationConfig | None = None, progress: bool = True) -> dict[str, Any]:
     """Score ``forecaster``, persistence and pysteps on every window of an evaluation-only record."""
-    from climode.data.loader import hours_since
-    from climode.data.open import open_dataset
-    from climode.evaluation.runner import EvaluationConfig, _centres, _results, _StormCount
-    from climode.metrics.streaming import FieldScoreAccumulator, TrackScoreAccumulator
-
     config = config or RecordEvaluationConfig()
     variables = forecaster.variables
     ds = open_dataset(config.data, variables, min_times=2, validate=False).load()
@@ -122,13 +116,13 @@ def evaluate_record(forecaster, config: RecordEvaluationConfig | None = None, pr
     lat, lon = ds["lat"].values, ds["lon"].values
     values = np.stack([ds[v].values for v in variables], axis=1).astype(np.float32)  # [T, C, H, W]
     systems = ["model", *config.baselines]
-    baselines = {name: _baseline(name, len(variables)) for name in config.baselines}
-    fields = {name: FieldScoreAccumulator(variables, lat, spectra=False) for name in systems}
-    tracks = {name: TrackScoreAccumulator(300.0) for name in systems}
-    index = {v: i for i, v in enumerate(variables)}
-    has_tracks = config.tracks and {"PSL", "U850", "V850"} <= set(index)
+    baselines = baseline_systems(config.baselines, len(variables))
+    fields = {name: FieldScorer(variables, lat) for name in systems}
+    centres = StormCentres(variables, lat, lon) if config.tracks and StormCentres.possible(variables) else None
+    tracks = {name: TrackScorer(centres) for name in systems} if centres is not None else None
+    window_leads = np.asarray([leads])  # [1, K]: one window at a time
     times_text = ",".join(f"+{h:g}h" for h in leads)
-    storms = _StormCount()
+    storms = StormCount()
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -151,30 +145,24 @@ def evaluate_record(forecaster, config: RecordEvaluationConfig | None = None, pr
         common = np.isfinite(truth) & np.logical_and.reduce([np.isfinite(p) for p in pred.values()])
         truth_m = np.where(common, truth, np.nan)
         truth_c = None
-        if has_tracks:
-            truth_c = {k: _centres(truth[k, index["PSL"]], truth[k, index["U850"]], truth[k, index["V850"]], lat, lon)
-                       for k in range(len(leads))}
+        if centres is not None:
+            truth_c = centres(truth[None])
             for k, t in enumerate(targets):
-                storms.add(0, int(t), truth_c[k])
+                storms.add(0, int(t), truth_c[0][k])
         for name in systems:
-            p = np.where(common, pred[name], np.nan)
-            fields[name].update({v: p[None, :, i] for v, i in index.items()},
-                                {v: truth_m[None, :, i] for v, i in index.items()}, leads)
-            if has_tracks:
-                fc = {k: _centres(pred[name][k, index["PSL"]], pred[name][k, index["U850"]],
-                                  pred[name][k, index["V850"]], lat, lon) for k in range(len(leads))}
-                tracks[name].update(fc, truth_c, lead_hours=dict(enumerate(leads)))
+            fields[name].update(np.where(common, pred[name], np.nan)[None], truth_m[None], window_leads)
+            if tracks is not None:
+                tracks[name].update(pred[name][None], truth_c, window_leads)
         if bar is not None:
             bar.update(1)
     if bar is not None:
         bar.close()
     label = config.data if isinstance(config.data, str) else "<dataset>"
-    summary = EvaluationConfig(data=label, split="whole record", windows=len(windows), baselines=["persistence"],
-                               bootstrap=config.bootstrap, seed=config.seed)
-    counts = {"n_windows": len(windows), "n_storms": storms.distinct([ds]) if has_tracks else 0,
+    counts = {"n_windows": len(windows), "n_storms": storms.distinct([ds]) if tracks is not None else 0,
               "n_storm_times": storms.storm_times}
     clim = {"source": "none: an evaluation-only record has no training period, so ACC is not scored"}
-    results = _results(forecaster, summary, fields, tracks, has_tracks, counts, [ds], leads, clim)
+    results = climate_results(forecaster, fields, tracks, counts, [ds], leads, clim, data=label, split="whole record",
+                              seed=config.seed, bootstrap=config.bootstrap)
     meta = results["meta"]
     meta.update({
         "seeds": [],

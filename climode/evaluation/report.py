@@ -1,12 +1,22 @@
-"""Markdown tables of an evaluation, like the papers' tables, and its strict JSON."""
+"""Every table of an evaluation: markdown like the papers' tables (climate fields, video), and its strict JSON."""
 
 from __future__ import annotations
 
 import json
 import math
+import platform
+from importlib import metadata
 from typing import Any
 
 import numpy as np
+import torch
+
+from climode import __version__
+
+#: the direction in which each video score is better (for the report)
+HIGHER_IS_BETTER = {"ssim": True, "psnr": True, "mse": False, "mae": False, "lpips": False}
+#: packages whose versions decide the scores (data generation, models, metrics)
+SCORED_WITH = ("torch", "numpy", "scipy", "xarray", "dask", "torchdiffeq", "pysteps", "scikit-image", "opencv-python-headless")
 
 
 def finite_or_none(value: Any) -> Any:
@@ -29,6 +39,23 @@ def results_json(results: dict[str, Any]) -> str:
     return json.dumps(finite_or_none(results), indent=2, allow_nan=False)
 
 
+def reproducibility_meta() -> dict[str, Any]:
+    """What must match for two runs of one command to write byte-identical JSON.
+
+    The same command, climode and package versions, and torch intra-op thread
+    count (``--threads``; float reductions may split differently over threads).
+    The results hold no timings.
+    """
+    versions = {"climode": __version__, "python": platform.python_version()}
+    for name in SCORED_WITH:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return {"versions": versions, "torch_threads": torch.get_num_threads(), "machine": platform.machine(),
+            "contract": "same command, versions and torch_threads give byte-identical JSON"}
+
+
 def _fmt(x: Any, digits: int = 3) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "-"
@@ -42,8 +69,6 @@ def markdown_report(results: dict[str, Any]) -> str:
     """
     meta = results["meta"]
     if meta.get("kind") == "video":
-        from climode.evaluation.video import markdown_video_report
-
         return markdown_video_report(results)
     systems = [k for k in results if k != "meta"]
     leads = list(results[systems[0]]["leads"])
@@ -89,5 +114,36 @@ def markdown_report(results: dict[str, Any]) -> str:
             lines.append(f"| {s} | " + " | ".join(
                 f"[{_fmt(per[v]['rmse_ratio_to_persistence_ci95'][0])}, {_fmt(per[v]['rmse_ratio_to_persistence_ci95'][1])}]"
                 for v in variables) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def markdown_video_report(results: dict[str, Any]) -> str:
+    """The paper's Tables 1-3 layout: one row per system, then SSIM and PSNR per lead frame."""
+    meta = results["meta"]
+    systems = [k for k in results if k != "meta"]
+    metrics = meta["metrics"]
+    leads = list(results[systems[0]]["leads"])
+    arrows = {m: "↑" if HIGHER_IS_BETTER[m] else "↓" for m in metrics}
+    task = meta.get("task", "extrapolation")
+    lead_word = "frame after the previous input" if task.startswith("interpolation") else "lead frame"
+    lines = [f"# climode evaluation: {meta['model']} on {meta['data']} ({meta['split']}), {task}", "",
+             f"{meta['n_windows']} windows from {meta['n_clips']} clips at {meta['frame_size']}x{meta['frame_size']}, "
+             f"window seed {meta['window_seed']}; {meta['scoring']}; 95% bootstrap intervals over windows "
+             f"({meta['bootstrap']} resamples).", "",
+             "| system | " + " | ".join(f"{m.upper()} {arrows[m]} [95% CI]" for m in metrics) + " |",
+             "|---" * (len(metrics) + 1) + "|"]
+    for s in systems:
+        cells = []
+        for m in metrics:
+            lo, hi = meta["ci95"][s][m]
+            cells.append(f"{_fmt(results[s]['overall'][m], 4)} [{_fmt(lo, 4)}, {_fmt(hi, 4)}]")
+        lines.append(f"| {s} | " + " | ".join(cells) + " |")
+    lines.append("")
+    for m in ("ssim", "psnr"):
+        lines += [f"## {m.upper()} per {lead_word}", "", "| system | " + " | ".join(f"+{h}" for h in leads) + " |",
+                  "|---" * (len(leads) + 1) + "|"]
+        for s in systems:
+            lines.append(f"| {s} | " + " | ".join(_fmt(results[s]["leads"][h].get(m, math.nan), 4) for h in leads) + " |")
         lines.append("")
     return "\n".join(lines)

@@ -1,6 +1,6 @@
 """``climode evaluate`` on a video benchmark: SSIM, PSNR, MSE, MAE (and LPIPS) per lead frame.
 
-The video counterpart of :mod:`climode.evaluation.runner`: the checkpoint's own
+The video counterpart of :mod:`climode.evaluation.runner`, on the same loop: the checkpoint's own
 protocol draws held-out windows with a fixed seed from the benchmark's test
 split; the model and the named baselines (persistence, the pysteps
 extrapolations) forecast the same windows; the scores are those of the Vid-ODE
@@ -14,17 +14,20 @@ benchmarks' test splits are small); the scores stream over batches.
 
 from __future__ import annotations
 
-import math
 import os
 from typing import Any
 
 import numpy as np
 import torch
 
+from climode.data.sampling import FixedProtocol, get_protocol
+from climode.data.video import open_video_dataset
 from climode.errors import ConfigError
+from climode.evaluation.loop import build_systems, forecast_windows, held_out_windows, window_leads
+from climode.evaluation.report import reproducibility_meta
+from climode.evaluation.scorers import ImageScorer
+from climode.forecast.video import TwoWayInterpolation
 from climode.metrics.image import LPIPS_WEIGHTS_ENV
-from climode.metrics.streaming import OVERALL, ImageScoreAccumulator, bootstrap_ci
-from climode.models.inference import deterministic_forecast
 
 #: baselines that make sense for video (advection needs U850/V850)
 VIDEO_BASELINES = ("persistence", "pysteps", "pysteps_lk", "pysteps_vet", "blend", "flow")
@@ -32,8 +35,6 @@ VIDEO_BASELINES = ("persistence", "pysteps", "pysteps_lk", "pysteps_vet", "blend
 PSNR_CAP_DB = 100.0
 #: leads (frames) scored for a model trained with the frame_rate protocol, as the paper's 10 predictions
 FRAME_RATE_LEADS = 10
-#: the direction in which each score is better (for the report)
-HIGHER_IS_BETTER = {"ssim": True, "psnr": True, "mse": False, "mae": False, "lpips": False}
 
 
 def evaluate_video(forecaster, config, progress: bool = True) -> dict[str, Any]:
@@ -41,20 +42,11 @@ def evaluate_video(forecaster, config, progress: bool = True) -> dict[str, Any]:
 
     Returns ``{system: {"overall": {metric: value}, "leads": {"1": {...}}}, "meta": {...}}``.
     """
-    from torch.utils.data import DataLoader
-
-    from climode.data.loader import WindowDataset, collate_windows
-    from climode.data.sampling import get_protocol
-    from climode.data.video import open_video_dataset
-    from climode.evaluation.runner import BASELINE_ALIASES, _lead_key, _window_leads, reproducibility_meta
-    from climode.models.registry import get_model
-    from climode.training.trainer import EpochSampler
-
     wrong = [b for b in config.baselines if b not in VIDEO_BASELINES]
     if wrong:
         raise ConfigError(f"baseline {wrong[0]!r} is for climate fields; for video choose from "
                           f"{', '.join(VIDEO_BASELINES)}")
-    recipe_data = dict(forecaster.meta.get("recipe", {}).get("data", {}))
+    recipe_data = forecaster.meta.recipe_data
     grid = forecaster.grid.get("shape") or [recipe_data.get("frame_size") or 64] * 2
     if grid[0] != grid[1]:
         raise ConfigError(f"the checkpoint's frames are {grid[0]}x{grid[1]}; video evaluation resizes to square frames")
@@ -63,7 +55,7 @@ def evaluate_video(forecaster, config, progress: bool = True) -> dict[str, Any]:
     if videos.channels != len(forecaster.variables):
         raise ConfigError(f"{config.data} has {videos.channels} channel(s) but the checkpoint forecasts "
                           f"{len(forecaster.variables)}; score it on data of its own kind")
-    protocol_meta = dict(forecaster.meta.get("protocol", {}))
+    protocol_meta = dict(forecaster.meta.protocol)
     if config.interpolate:
         protocol = interpolation_protocol(config.interpolate, int(protocol_meta.get("n_inputs", 3)))
     elif protocol_meta.get("name") == "frame_rate":  # trained for both: score the continuation
@@ -72,55 +64,25 @@ def evaluate_video(forecaster, config, progress: bool = True) -> dict[str, Any]:
     else:
         protocol = get_protocol(protocol_meta.pop("name", recipe_data.get("protocol")), **protocol_meta)
     clips = videos.to_array(max_clips=config.clips)
-    dataset = WindowDataset(clips, None, protocol, forecaster.normalizer, seed=config.seed,
-                            samples_per_epoch=config.windows)
-    loader = DataLoader(dataset, batch_size=config.batch_size, collate_fn=collate_windows,
-                        sampler=EpochSampler(len(dataset), 0, config.seed, shuffle=False))
+    dataset = held_out_windows(clips, None, protocol, forecaster.normalizer, seed=config.seed, windows=config.windows)
     lpips_weights = config.lpips_weights or os.environ.get(LPIPS_WEIGHTS_ENV) or None
     metrics = ["ssim", "psnr", "mse", "mae"] + (["lpips"] if lpips_weights else [])
-    systems: dict[str, torch.nn.Module] = {"model": forecaster.model}
+    model_systems = None
     if config.interpolate:  # as climode interpolate runs it, and the forward run alone
-        from climode.forecast.video import TwoWayInterpolation
-
-        systems = {"model": TwoWayInterpolation(forecaster.model), "model_forward_only": forecaster.model}
-    for name in config.baselines:
-        systems[name] = get_model(BASELINE_ALIASES[name], {"in_channels": len(forecaster.variables)})
-    scores = {name: ImageScoreAccumulator(metrics, lpips_weights=lpips_weights, psnr_max_db=PSNR_CAP_DB)
-              for name in systems}
-    device = forecaster.device or torch.device("cpu")
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(dataset), desc="evaluate", unit="window")
+        model_systems = {"model": TwoWayInterpolation(forecaster.model), "model_forward_only": forecaster.model}
+    systems = build_systems(forecaster, config.baselines, model_systems=model_systems)
+    scores = {name: ImageScorer(metrics, lpips_weights=lpips_weights, psnr_max_db=PSNR_CAP_DB) for name in systems}
     leads_seen: set[float] = set()
-    for batch in loader:
-        inputs = batch["inputs"].to(device)
+    for batch, predictions in forecast_windows(dataset, systems, batch_size=config.batch_size, seed=config.seed,
+                                               device=forecaster.device or torch.device("cpu"), progress=progress):
         truth = batch["targets"].numpy()
         kept = batch["target_mask"].numpy() > 0
-        leads = _gap_offsets(batch) if config.interpolate else _window_leads(batch)
-        for name, system in systems.items():
-            with torch.no_grad():
-                out = deterministic_forecast(system, inputs, batch["input_times"], batch["target_times"],
-                                             batch["input_mask"].to(device))
-            pred = np.clip(out.frames.float().cpu().numpy(), 0.0, 1.0)
-            for b in range(pred.shape[0]):
-                k = np.flatnonzero(kept[b])
-                scores[name].update(pred[b, k][None], truth[b, k][None], leads=leads[b, k].tolist())
+        leads = _gap_offsets(batch) if config.interpolate else window_leads(batch)
+        for name, frames in predictions.items():
+            scores[name].update(np.clip(frames, 0.0, 1.0), truth, kept, leads)
         leads_seen.update(float(h) for h, m in zip(leads.ravel(), kept.ravel()) if m)
-        if bar is not None:
-            bar.update(len(inputs))
-    if bar is not None:
-        bar.close()
 
-    out: dict[str, Any] = {}
-    ci: dict[str, Any] = {}
-    for name, acc in scores.items():
-        computed = acc.compute()
-        leads_block = {_lead_key(k): v for k, v in computed.items() if k != OVERALL}
-        out[name] = {"overall": computed.get(OVERALL, {}),
-                     "leads": dict(sorted(leads_block.items(), key=lambda kv: float(kv[0])))}
-        ci[name] = {m: list(bootstrap_ci(acc.per_window(m), config.bootstrap, config.seed)) for m in metrics}
+    out: dict[str, Any] = {name: scorer.results() for name, scorer in scores.items()}
     out["meta"] = {
         "kind": "video",
         "task": f"interpolation x{config.interpolate}" if config.interpolate else "extrapolation",
@@ -134,8 +96,8 @@ def evaluate_video(forecaster, config, progress: bool = True) -> dict[str, Any]:
         "metrics": metrics,
         "model": forecaster.name,
         "checkpoint": str(forecaster.path.name if forecaster.path else ""),
-        "checkpoint_sha256": forecaster.meta.get("sha256", ""),
-        "ci95": ci,
+        "checkpoint_sha256": forecaster.meta.sha256 or "",
+        "ci95": {name: scorer.intervals(config.bootstrap, config.seed) for name, scorer in scores.items()},
         "bootstrap": config.bootstrap,
         "scoring": "frames clipped to [0, 1]; SSIM with an 11x11 Gaussian window (sigma 1.5) on gray frames, "
                    f"PSNR per frame (capped at {PSNR_CAP_DB:g} dB) then averaged; CIs are means over windows",
@@ -146,8 +108,6 @@ def evaluate_video(forecaster, config, progress: bool = True) -> dict[str, Any]:
 
 def interpolation_protocol(factor: int, n_inputs: int = 3):
     """Inputs every ``factor`` frames (``n_inputs`` of them), targets every frame between them."""
-    from climode.data.sampling import FixedProtocol
-
     inputs = tuple(range(0, (max(2, n_inputs) - 1) * factor + 1, factor))
     between = tuple(k for k in range(inputs[-1]) if k % factor)
     return FixedProtocol(inputs, between, step_hours=None)
@@ -164,36 +124,3 @@ def _gap_offsets(batch) -> np.ndarray:
         prev = t[np.clip(np.searchsorted(t, targets[b], side="right") - 1, 0, None)]
         out[b] = targets[b] - prev
     return np.round(out, 6)
-
-
-def markdown_video_report(results: dict[str, Any]) -> str:
-    """The paper's Tables 1-3 layout: one row per system, then SSIM and PSNR per lead frame."""
-    from climode.evaluation.report import _fmt
-
-    meta = results["meta"]
-    systems = [k for k in results if k != "meta"]
-    metrics = meta["metrics"]
-    leads = list(results[systems[0]]["leads"])
-    arrows = {m: "↑" if HIGHER_IS_BETTER[m] else "↓" for m in metrics}
-    task = meta.get("task", "extrapolation")
-    lead_word = "frame after the previous input" if task.startswith("interpolation") else "lead frame"
-    lines = [f"# climode evaluation: {meta['model']} on {meta['data']} ({meta['split']}), {task}", "",
-             f"{meta['n_windows']} windows from {meta['n_clips']} clips at {meta['frame_size']}x{meta['frame_size']}, "
-             f"window seed {meta['window_seed']}; {meta['scoring']}; 95% bootstrap intervals over windows "
-             f"({meta['bootstrap']} resamples).", "",
-             "| system | " + " | ".join(f"{m.upper()} {arrows[m]} [95% CI]" for m in metrics) + " |",
-             "|---" * (len(metrics) + 1) + "|"]
-    for s in systems:
-        cells = []
-        for m in metrics:
-            lo, hi = meta["ci95"][s][m]
-            cells.append(f"{_fmt(results[s]['overall'][m], 4)} [{_fmt(lo, 4)}, {_fmt(hi, 4)}]")
-        lines.append(f"| {s} | " + " | ".join(cells) + " |")
-    lines.append("")
-    for m in ("ssim", "psnr"):
-        lines += [f"## {m.upper()} per {lead_word}", "", "| system | " + " | ".join(f"+{h}" for h in leads) + " |",
-                  "|---" * (len(leads) + 1) + "|"]
-        for s in systems:
-            lines.append(f"| {s} | " + " | ".join(_fmt(results[s]["leads"][h].get(m, math.nan), 4) for h in leads) + " |")
-        lines.append("")
-    return "\n".join(lines)

@@ -1,22 +1,15 @@
 """Forecasts for people: a checkpoint and xarray data in, CF-compliant xarray out.
 
 ``Forecaster`` (from :func:`load_model`) holds a model with its config,
-variables and normalisation; :func:`forecast` is the function behind
-``climode forecast``; the ``ds.climode`` accessor calls the same code.
-
-``climode.forecast`` is both this package and, called, the :func:`forecast`
-function: ``climode.forecast(data, "+3h,+6h")``.
+variables and normalisation; :func:`run_forecast` (``climode.run_forecast``)
+is the function behind ``climode forecast``; the ``ds.climode`` accessor calls
+the same code.  ``forecast`` is the deprecated name of :func:`run_forecast`.
 """
 
-import sys
-import types
-
-from climode.forecast.forecaster import Forecaster, forecast, load_model  # noqa: F401
-
-
-class _CallablePackage(types.ModuleType):
-    def __call__(self, *args, **kwargs):
-        return forecast(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallablePackage
+from climode.forecast.forecaster import (  # noqa: F401
+    ForecastInfo,
+    Forecaster,
+    forecast,
+    load_model,
+    run_forecast,
+)

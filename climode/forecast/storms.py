@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from climode.forecast.forecaster import format_time
 from climode.metrics.cyclones import Centre, DetectionParams, detect_centres
+from climode.time import format_time
 
 #: tropical-cyclone centres: a PSL minimum below 1005 hPa closed by a 2 hPa contour within 5 degrees
 STORM_PARAMS = DetectionParams(max_psl=100_500.0, closed_contour_hpa=2.0, closed_contour_radius_deg=5.0)

@@ -43,6 +43,7 @@ import numpy as np
 import torch
 
 from climode.errors import CheckpointError, ConfigError, DataError, ModelInputError
+from climode.models.checkpoint_meta import CheckpointMeta
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,8 @@ class TwoWayInterpolation(torch.nn.Module):
         self.config = getattr(model, "config", None)
 
     def forward(self, inputs, input_times, query_times, input_mask=None, static=None):
-        from climode.models.vidode import VidODEOutput, as_batch_times
+        from climode.models.base import ForecastOutput
+        from climode.models.vidode import as_batch_times
 
         b = inputs.shape[0]
         times = as_batch_times(input_times, b, "input_times")
@@ -79,7 +81,7 @@ class TwoWayInterpolation(torch.nn.Module):
             raise ModelInputError("two-way interpolation needs every query inside the observed frames")
         back_mask = None if input_mask is None else torch.as_tensor(mask[:, ::-1].copy(), device=inputs.device)
         behind = self.model(inputs.flip(1), end - times[:, ::-1], end - queries, back_mask).frames
-        return VidODEOutput(frames=(ahead + behind) / 2)
+        return ForecastOutput(frames=(ahead + behind) / 2)
 
 
 @dataclass
@@ -92,12 +94,12 @@ class VideoModel:
     tile_batch: int = 32
 
     @property
-    def meta(self) -> dict:
+    def meta(self) -> CheckpointMeta:
         return self.forecaster.meta
 
     @property
     def protocol(self) -> dict:
-        return dict(self.meta.get("protocol", {}))
+        return dict(self.meta.protocol)
 
     @property
     def n_inputs(self) -> int:
@@ -128,7 +130,7 @@ class VideoModel:
         from climode.basins.tiles import Tiler
 
         model = TwoWayInterpolation(self.forecaster.model) if two_way else self.forecaster.model
-        stride = 2 ** int(self.meta["config"].get("n_downs", 0))
+        stride = 2 ** int((self.meta.config or {}).get("n_downs", 0))
         tiler = Tiler(self.tile, self.overlap, multiple=stride, pad_mode="edge")
         x = frames.astype(np.float32).transpose(0, 3, 1, 2) / 255.0  # [T, 3, H, W]
         plan = tiler.plan(*x.shape[-2:])
@@ -169,14 +171,14 @@ def load_video_model(checkpoint: str | os.PathLike | None = None, device: str | 
     forecaster = Forecaster.from_checkpoint(path, device, video=True)
     meta = forecaster.meta
     name = Path(forecaster.path).stem if forecaster.path else str(path)
-    if meta.get("time_unit") != "frame":
+    if not meta.is_video:
         raise CheckpointError(f"checkpoint {name} is a climate model ({', '.join(forecaster.variables)}), not a "
                               "video model: use it with climode forecast, or omit --checkpoint for the bundled video model")
     if len(forecaster.variables) != 3:
         raise CheckpointError(f"checkpoint {name} predicts {len(forecaster.variables)} channel(s); "
                               "frame-rate conversion needs an RGB (3-channel) video model")
-    shape = meta.get("grid", {}).get("shape") or [meta.get("recipe", {}).get("data", {}).get("frame_size") or 64] * 2
-    stride = 2 ** int(meta["config"].get("n_downs", 0))
+    shape = meta.grid.get("shape") or [meta.recipe_data.get("frame_size") or 64] * 2
+    stride = 2 ** int((meta.config or {}).get("n_downs", 0))
     size = int(tile or shape[0])
     if size < stride or size % stride:
         raise ConfigError(f"tile size {size} must be a positive multiple of {stride} (the model's stride)")

@@ -16,7 +16,6 @@ from climode.metrics.cyclones import (
     haversine_km,
     match_tracks,
     relative_vorticity,
-    score_tracks,
     track,
 )
 from climode.metrics.fields import (
@@ -38,6 +37,7 @@ from climode.metrics.streaming import (
     ImageScoreAccumulator,
     TrackScoreAccumulator,
     bootstrap_ci,
+    score_tracks,
 )
 
 __all__ = [

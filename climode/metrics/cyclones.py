@@ -1,4 +1,4 @@
-"""Cyclone centres from PSL minima, tracks, and track scores (POD, FAR, errors).
+"""Cyclone centres from PSL minima, tracks, and their matching against the truth.
 
 Detection (per frame, in the spirit of TempestExtremes' DetectNodes):
 
@@ -17,13 +17,13 @@ Detection (per frame, in the spirit of TempestExtremes' DetectNodes):
 Tracks stitch centres over time greedily by shortest distance, with a
 maximum jump of ``max_speed_km_per_6h * dt / 6 h``.  Scores match forecast and
 truth centres at each valid time within ``max_distance_km`` (optimal
-one-to-one assignment) and report POD, FAR, track error and intensity errors.
+one-to-one assignment); :func:`climode.metrics.streaming.score_tracks` turns the
+matches into POD, FAR, track error and intensity errors.
 Distances are haversine great-circle distances with R = 6371 km.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
 import logging
 import math
 from dataclasses import dataclass, field
@@ -33,6 +33,8 @@ import numpy as np
 from scipy import ndimage
 
 from climode.errors import ConfigError, DataError
+from climode.grid import is_global_lon
+from climode.time import hours_between
 
 log = logging.getLogger(__name__)
 
@@ -126,14 +128,6 @@ def _gc_deg(lat1, lon1, lat2, lon2):
     return np.rad2deg(np.asarray(haversine_km(lat1, lon1, lat2, lon2)) / EARTH_RADIUS_KM)
 
 
-def _is_global(lon: np.ndarray) -> bool:
-    if lon.size < 3:
-        return False
-    d = np.diff(lon)
-    step = np.median(np.abs(d))
-    return bool(abs(step * lon.size - 360.0) < 0.5 * step)
-
-
 def _check_grid(psl: np.ndarray, lat: np.ndarray, lon: np.ndarray) -> None:
     if psl.ndim != 2 or psl.shape != (lat.size, lon.size):
         raise DataError(f"psl must be a 2-D (lat={lat.size}, lon={lon.size}) field, got shape {psl.shape}")
@@ -158,7 +152,7 @@ def relative_vorticity(u: Any, v: Any, lat: Any, lon: Any) -> np.ndarray:
         raise DataError(f"u {u.shape} and v {v.shape} must both end in (lat={lat.size}, lon={lon.size})")
     phi = np.deg2rad(lat)[:, None]
     lam = np.deg2rad(lon)
-    if _is_global(lon):
+    if is_global_lon(lon):
         step = np.deg2rad(np.median(np.diff(lon)))
         vp = np.concatenate([v[..., -1:], v, v[..., :1]], axis=-1)
         dv = (vp[..., 2:] - vp[..., :-2]) / (2 * step)
@@ -260,7 +254,7 @@ def detect_centres(
         raise ConfigError("DetectionParams.min_vorticity is set, so detect_centres needs u= and v= winds")
     if np.nanmax(psl) < 2000:
         raise DataError(f"psl values look like hPa (max {np.nanmax(psl):.1f}); pass PSL in Pa")
-    wrap = _is_global(lon)
+    wrap = is_global_lon(lon)
     speed = zeta = None
     if u is not None:
         u = np.asarray(u, float)
@@ -319,18 +313,6 @@ def detect_centres(
 
 
 # ------------------------------------------------------------------ tracking
-
-
-def _hours(t0: Any, t1: Any) -> float:
-    """Hours from t0 to t1 for numbers (hours), datetimes, cftime or numpy datetime64."""
-    d = t1 - t0
-    if isinstance(d, _dt.timedelta):
-        return d.total_seconds() / 3600.0
-    if isinstance(d, np.timedelta64):
-        return float(d / np.timedelta64(1, "s")) / 3600.0
-    if hasattr(d, "total_seconds"):
-        return float(d.total_seconds()) / 3600.0
-    return float(d)
 
 
 def _frames_from_dataset(ds, detection, psl_var, u_var, v_var):
@@ -421,7 +403,7 @@ def track(
         active = still
         pairs = []
         for a, (tr, last) in enumerate(active):
-            dt = _hours(frames[last][0], t)
+            dt = hours_between(frames[last][0], t)
             limit = tp.max_speed_km_per_6h * dt / 6.0
             for b, c in enumerate(cs):
                 d = haversine_km(tr[-1].lat, tr[-1].lon, c.lat, c.lon)
@@ -506,34 +488,3 @@ def match_tracks(
         res.false_alarms.extend((t, a) for k, a in enumerate(f) if k not in mf)
     return res
 
-
-def score_matches(m: MatchResult, miss_penalty_km: float) -> dict[str, float]:
-    """Scores of a :class:`MatchResult` (see :func:`score_tracks`)."""
-    from climode.metrics.streaming import TrackScoreAccumulator
-
-    acc = TrackScoreAccumulator(miss_penalty_km=miss_penalty_km)
-    acc.add_matches(m)
-    return acc.compute()["overall"]
-
-
-def score_tracks(
-    forecast_centres_by_time: Any,
-    truth_centres_by_time: Any,
-    max_distance_km: float = 300.0,
-    *,
-    miss_penalty_km: float | None = None,
-    times: Iterable[Any] | None = None,
-) -> dict[str, float]:
-    """POD, FAR, track and intensity errors of forecast centres against truth centres.
-
-    Keys: ``n_truth``, ``n_forecast``, ``hits``, ``misses``, ``false_alarms``,
-    ``pod`` (hits / n_truth), ``far`` (false alarms / n_forecast),
-    ``track_error_km`` (mean over hits), ``min_psl_error_hpa`` and
-    ``max_wind_error_ms`` (mean absolute, forecast minus truth, over hits),
-    ``min_psl_bias_hpa``, ``max_wind_bias_ms``, and
-    ``penalised_track_error_km``: mean distance over hits, misses and false
-    alarms, where each miss or false alarm counts ``miss_penalty_km``
-    (default ``max_distance_km``).  Undefined ratios are NaN, never 0.
-    """
-    m = match_tracks(forecast_centres_by_time, truth_centres_by_time, max_distance_km, times=times)
-    return score_matches(m, max_distance_km if miss_penalty_km is None else miss_penalty_km)

@@ -9,7 +9,8 @@ intervals over windows.
 - :class:`FieldScoreAccumulator` - latitude-weighted RMSE, MAE, bias, ACC and
   spectral distance per variable, by lead time and overall;
 - :class:`ImageScoreAccumulator` - SSIM, PSNR, MSE, MAE (and LPIPS) of video frames;
-- :class:`TrackScoreAccumulator` - cyclone POD, FAR, track and intensity errors;
+- :class:`TrackScoreAccumulator` - cyclone POD, FAR, track and intensity errors
+  (:func:`score_tracks` for one set of forecast and truth centres);
 - :func:`bootstrap_ci` - percentile bootstrap over windows.
 """
 
@@ -17,13 +18,14 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any, Callable, Hashable, Mapping, Sequence
+from typing import Any, Callable, Hashable, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from climode.errors import ConfigError, DataError
 from climode.metrics import fields as _fields
 from climode.metrics import image as _image
+from climode.metrics.cyclones import MatchResult, match_tracks
 
 log = logging.getLogger(__name__)
 
@@ -418,12 +420,10 @@ class TrackScoreAccumulator:
 
     def update(self, forecast_centres_by_time: Any, truth_centres_by_time: Any, *, lead_hours: Mapping[Any, Any] | None = None) -> None:
         """Match one window's centres and add the result."""
-        from climode.metrics.cyclones import match_tracks
-
         m = match_tracks(forecast_centres_by_time, truth_centres_by_time, self.max_distance_km)
         self.add_matches(m, lead_hours=lead_hours)
 
-    def add_matches(self, m: Any, *, lead_hours: Mapping[Any, Any] | None = None) -> None:
+    def add_matches(self, m: MatchResult, *, lead_hours: Mapping[Any, Any] | None = None) -> None:
         """Add a :class:`~climode.metrics.cyclones.MatchResult` as one window."""
         window = _TrackStats()
 
@@ -490,3 +490,33 @@ class TrackScoreAccumulator:
             ),
         }
         return {k: bootstrap_ci(w, n, seed, ci=ci, statistic=f) for k, f in stats.items()}
+
+
+def score_matches(m: MatchResult, miss_penalty_km: float) -> dict[str, float]:
+    """Scores of a :class:`~climode.metrics.cyclones.MatchResult` (see :func:`score_tracks`)."""
+    acc = TrackScoreAccumulator(miss_penalty_km=miss_penalty_km)
+    acc.add_matches(m)
+    return acc.compute()["overall"]
+
+
+def score_tracks(
+    forecast_centres_by_time: Any,
+    truth_centres_by_time: Any,
+    max_distance_km: float = 300.0,
+    *,
+    miss_penalty_km: float | None = None,
+    times: Iterable[Any] | None = None,
+) -> dict[str, float]:
+    """POD, FAR, track and intensity errors of forecast centres against truth centres.
+
+    Keys: ``n_truth``, ``n_forecast``, ``hits``, ``misses``, ``false_alarms``,
+    ``pod`` (hits / n_truth), ``far`` (false alarms / n_forecast),
+    ``track_error_km`` (mean over hits), ``min_psl_error_hpa`` and
+    ``max_wind_error_ms`` (mean absolute, forecast minus truth, over hits),
+    ``min_psl_bias_hpa``, ``max_wind_bias_ms``, and
+    ``penalised_track_error_km``: mean distance over hits, misses and false
+    alarms, where each miss or false alarm counts ``miss_penalty_km``
+    (default ``max_distance_km``).  Undefined ratios are NaN, never 0.
+    """
+    m = match_tracks(forecast_centres_by_time, truth_centres_by_time, max_distance_km, times=times)
+    return score_matches(m, max_distance_km if miss_penalty_km is None else miss_penalty_km)

@@ -8,9 +8,10 @@ One :class:`ModelConfig` holds every size, switch and solver setting.  The
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from climode.config import from_dict
 from climode.errors import ConfigError
 
 FIXED_STEP_METHODS = ("euler", "midpoint", "rk4", "explicit_adams", "implicit_adams", "heun2", "heun3")
@@ -165,133 +166,3 @@ class ModelConfig(ConvModelSizes):
         )
         base.update(overrides)
         return cls(**base)
-
-
-def from_dict(cls: type, data: dict[str, Any], prefix: str = "", *, check_types: bool = False) -> Any:
-    """Build dataclass ``cls`` from ``data``, rejecting unknown keys by name.
-
-    With ``check_types`` values are checked against the field annotations and a
-    mismatch is an error naming the key and what is allowed: ``int`` (not bool),
-    ``float`` (ints accepted and converted), ``bool``, ``str``, ``Literal[...]``,
-    ``list[X]``, ``dict[str, X]``, ``X | None`` and nested dataclasses (built from
-    mappings, checked too).  Other annotations are left to the class.  Range checks
-    stay in each class's ``__post_init__``.  (Off by default: some specs accept
-    more than their annotations and normalise in ``__post_init__``.)
-    """
-    if not isinstance(data, dict):
-        raise ConfigError(f"{prefix.rstrip('.') or cls.__name__} must be a mapping, got {type(data).__name__}")
-    allowed = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - allowed)
-    if unknown:
-        raise ConfigError(
-            f"unknown key {prefix}{unknown[0]!s}; allowed keys: {', '.join(sorted(allowed))}"
-        )
-    values = dict(data)
-    if check_types:
-        hints = _type_hints(cls)
-        values = {k: _checked(v, hints[k], f"{prefix}{k}") if k in hints else v for k, v in data.items()}
-    try:
-        return cls(**values)
-    except TypeError as exc:
-        raise ConfigError(f"bad value in {prefix.rstrip('.') or cls.__name__}: {exc}") from exc
-
-
-def _type_hints(cls: type) -> dict[str, Any]:
-    """The resolved field annotations of ``cls`` (empty when they cannot be resolved)."""
-    import typing
-
-    try:
-        return typing.get_type_hints(cls)
-    except Exception:  # an annotation names something not importable at runtime: leave it unchecked
-        return {}
-
-
-def _describe(tp: Any) -> str:
-    """``tp`` in words, for error messages."""
-    import types
-    import typing
-
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if origin in (typing.Union, types.UnionType):
-        inner = [a for a in args if a is not type(None)]
-        text = " or ".join(_describe(a) for a in inner)
-        return f"{text} (or null)" if len(inner) < len(args) else text
-    if origin is Literal:
-        return "one of " + ", ".join(repr(a) for a in args)
-    if origin in (list, tuple):
-        return f"a list of {_plural(args[0])}" if args else "a list"
-    if origin is dict or tp is dict:
-        return "a mapping"
-    if dataclasses.is_dataclass(tp):
-        return f"a mapping of {tp.__name__} entries"
-    return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(tp, getattr(tp, "__name__", str(tp)))
-
-
-def _plural(tp: Any) -> str:
-    return {int: "integers", float: "numbers", bool: "booleans", str: "strings"}.get(tp, _describe(tp))
-
-
-def _checked(value: Any, tp: Any, key: str) -> Any:
-    """``value`` if it has type ``tp`` (ints made floats where a float is asked for); ConfigError otherwise."""
-    import types
-    import typing
-
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-
-    def bad() -> ConfigError:
-        return ConfigError(f"{key} must be {_describe(tp)}, got {value!r}")
-
-    if tp is Any or isinstance(tp, typing.TypeVar):
-        return value
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        for option in (a for a in args if a is not type(None)):
-            try:
-                return _checked(value, option, key)
-            except ConfigError:
-                continue
-        raise bad()
-    if origin is Literal:
-        if any(value == a and type(value) is type(a) for a in args):
-            return value
-        raise bad()
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        raise bad()
-    if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise bad()
-    if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        raise bad()
-    if tp is str:
-        if isinstance(value, str):
-            return value
-        raise bad()
-    if origin in (list, tuple):
-        if not isinstance(value, (list, tuple)):
-            raise bad()
-        if origin is tuple and len(args) > 1 and args[1] is not Ellipsis:  # tuple[X, Y]: one type per position
-            if len(value) != len(args):
-                raise bad()
-            item_types = list(args)
-        else:
-            item_types = [args[0] if args else Any] * len(value)
-        items = [_checked(v, t, f"{key}[{i}]") for i, (v, t) in enumerate(zip(value, item_types))]
-        return tuple(items) if origin is tuple else items
-    if origin is dict or tp is dict:
-        if not isinstance(value, dict):
-            raise bad()
-        item = args[1] if len(args) == 2 else Any
-        return {k: _checked(v, item, f"{key}.{k}") for k, v in value.items()}
-    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
-        if isinstance(value, tp):
-            return value
-        if isinstance(value, dict):
-            return from_dict(tp, value, prefix=f"{key}.", check_types=True)
-        raise bad()
-    return value  # an annotation this checker does not know: the class checks it

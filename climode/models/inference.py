@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from climode.models.vidode import VidODEOutput
+from climode.models.base import ForecastOutput
 
 
 def is_stochastic(model: torch.nn.Module) -> bool:
@@ -21,7 +21,7 @@ def is_stochastic(model: torch.nn.Module) -> bool:
 
 
 def deterministic_forecast(model: torch.nn.Module, inputs, input_times, query_times, input_mask=None,
-                           static=None) -> VidODEOutput:
+                           static=None) -> ForecastOutput:
     """``model``'s forecast at the posterior mean of z0 (the model as it is for models without a z0)."""
     extra = {"sample_z0": False} if is_stochastic(model) else {}
     return model(inputs, input_times, query_times, input_mask, static, **extra)

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from climode.grid import is_global_lon
 from climode.models.warp import periodic_x
 
 
@@ -82,8 +83,6 @@ def periodic_longitude(model: nn.Module, enabled: bool = True) -> Iterator[nn.Mo
 
 def is_periodic_grid(lon, width: int | None = None) -> bool:
     """True when the longitudes ``lon`` go once round the globe (and fill ``width`` columns, if given)."""
-    from climode.forecast.forecaster import is_global_lon
-
     lon = np.asarray(lon, dtype=np.float64)
     return is_global_lon(lon) and (width is None or width == lon.size)
 

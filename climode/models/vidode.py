@@ -8,7 +8,7 @@ query times [B, K] or [K]; times are in ``config.time_unit``.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -16,6 +16,7 @@ from torch import nn
 from torch.utils.checkpoint import CheckpointPolicy, checkpoint, create_selective_checkpoint_contexts
 
 from climode.errors import ModelInputError
+from climode.models.base import ForecastOutput
 from climode.models.config import MEMORY_SAVING_LEVELS, ModelConfig
 from climode.models.convgru import ConvGRUCell
 from climode.models.decoder import ConvDecoder, DecoderStep, compose, partial_step
@@ -32,26 +33,17 @@ from climode.models.timeline import (
 
 
 @dataclass
-class VidODEOutput:
-    """Predicted frames X_hat(s) [B, K, C, H, W] and what produced them.
+class VidODEOutput(ForecastOutput):
+    """A :class:`~climode.models.base.ForecastOutput` with G's outputs F, D, M.
 
-    ``flow``, ``diff`` and ``mask`` are G's outputs F, D, M at each query's last
-    step (scaled by the fraction of a partial step; F = 0, D = 0, M = 1 at an
-    observation), and ``prev_times`` [B, K] the time that step started from (for L_diff).
-    Baseline models fill what they have; ``extra_losses`` holds model-specific
-    terms (already weighted) that the training step adds to the objective.
+    ``flow``, ``diff`` and ``mask`` are G's outputs at each query's last step
+    (scaled by the fraction of a partial step; F = 0, D = 0, M = 1 at an
+    observation); ``prev_times`` [B, K] is the time that step started from (for L_diff).
     """
 
-    frames: torch.Tensor
     flow: torch.Tensor | None = None
     diff: torch.Tensor | None = None
     mask: torch.Tensor | None = None
-    prev_times: np.ndarray | None = None
-    z0_mean: torch.Tensor | None = None
-    z0_std: torch.Tensor | None = None
-    nfe_encoder: int = 0
-    nfe_decoder: int = 0
-    extra_losses: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 def as_batch_times(t: torch.Tensor | np.ndarray | list, batch: int, name: str) -> np.ndarray:

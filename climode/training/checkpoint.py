@@ -3,8 +3,8 @@
 Layout of a run directory::
 
     model-00001200.safetensors   weights (tensors only)
-    model-00001200.json          sidecar: model name and config, variables, units,
-                                 grid, normalisation, recipe, seed, step, version, sha256
+    model-00001200.json          sidecar (a CheckpointMeta): model name and config, variables,
+                                 units, grid, normalisation, recipe, seed, step, version, sha256
     state-00001200.safetensors   optimiser / scheduler tensors and RNG states
     state-00001200.json          their non-tensor parts and the data position
 
@@ -22,7 +22,8 @@ import random
 import re
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from safetensors.torch import load_file, save_file
 from climode._version import __version__
 from climode.errors import CheckpointError
 from climode.io import atomic_path, atomic_write_text
+from climode.models.checkpoint_meta import CheckpointMeta
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +48,11 @@ class Checkpoint:
 
     path: Path
     state_dict: dict[str, torch.Tensor]
-    meta: dict[str, Any]
+    meta: CheckpointMeta
 
     @property
     def step(self) -> int:
-        return int(self.meta.get("step", 0))
+        return self.meta.step
 
 
 def _sha256(path: Path) -> str:
@@ -80,31 +82,39 @@ def _to_json(value: Any) -> Any:
     return value
 
 
-def save_weights(path: str | Path, state_dict: dict[str, torch.Tensor], meta: dict[str, Any]) -> Path:
+def _as_meta(meta: CheckpointMeta | Mapping[str, Any]) -> CheckpointMeta:
+    """``meta`` as a record of JSON values (numpy values, paths and dataclasses converted)."""
+    plain = meta.to_dict() if isinstance(meta, CheckpointMeta) else dict(meta)
+    return CheckpointMeta.from_dict(_to_json(plain))
+
+
+def save_weights(path: str | Path, state_dict: dict[str, torch.Tensor], meta: CheckpointMeta | Mapping[str, Any]) -> Path:
     """Write ``path`` (.safetensors) and its ``.json`` sidecar atomically; return the sidecar path."""
     path = Path(path)
     tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp))
-    meta = dict(_to_json(meta))
-    meta.update(
+    record = _as_meta(meta)
+    record = replace(
+        record,
         schema_version=SCHEMA_VERSION,
         climode_version=__version__,
         weights=path.name,
         sha256=_sha256(path),
         saved_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        uuid=record.uuid or str(uuid.uuid4()),
     )
-    meta.setdefault("uuid", str(uuid.uuid4()))
     sidecar = path.with_suffix(".json")
-    atomic_write_text(sidecar, json.dumps(meta, indent=2, sort_keys=True))
+    atomic_write_text(sidecar, json.dumps(record.to_dict(), indent=2, sort_keys=True))
     return sidecar
 
 
-def save_checkpoint(directory: str | Path, model: torch.nn.Module, step: int, meta: dict[str, Any]) -> Path:
+def save_checkpoint(directory: str | Path, model: torch.nn.Module, step: int,
+                    meta: CheckpointMeta | Mapping[str, Any]) -> Path:
     """Save the model's weights at ``step`` into run ``directory``; return the sidecar path."""
     directory = Path(directory)
-    meta = dict(meta, step=int(step))
-    return save_weights(directory / f"model-{step:08d}.safetensors", model.state_dict(), meta)
+    record = replace(_as_meta(meta), step=int(step))
+    return save_weights(directory / f"model-{step:08d}.safetensors", model.state_dict(), record)
 
 
 def load_checkpoint(path: str | Path, *, verify: bool = True) -> Checkpoint:
@@ -120,15 +130,21 @@ def load_checkpoint(path: str | Path, *, verify: bool = True) -> Checkpoint:
     if not sidecar.exists() or not weights.exists():
         raise CheckpointError(f"checkpoint {path} is incomplete: need both {weights.name} and {sidecar.name}")
     try:
-        meta = json.loads(sidecar.read_text())
+        data = json.loads(sidecar.read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"checkpoint sidecar {sidecar} is not valid JSON: {exc}") from exc
-    if int(meta.get("schema_version", -1)) > SCHEMA_VERSION:
+    if not isinstance(data, dict):
+        raise CheckpointError(f"checkpoint sidecar {sidecar} is not a JSON object")
+    try:
+        meta = CheckpointMeta.from_dict(data)
+    except (TypeError, ValueError) as exc:  # a step or max_lead that is not a number
+        raise CheckpointError(f"checkpoint sidecar {sidecar} has a bad value: {exc}") from exc
+    if int(meta.schema_version if meta.schema_version is not None else -1) > SCHEMA_VERSION:
         raise CheckpointError(
-            f"checkpoint {sidecar} has schema version {meta.get('schema_version')}, newer than this climode "
+            f"checkpoint {sidecar} has schema version {meta.schema_version}, newer than this climode "
             f"understands ({SCHEMA_VERSION}); upgrade climode"
         )
-    if verify and meta.get("sha256") and _sha256(weights) != meta["sha256"]:
+    if verify and meta.sha256 and _sha256(weights) != meta.sha256:
         raise CheckpointError(f"checkpoint weights {weights} do not match the hash in {sidecar.name}; the file is corrupt")
     try:
         state = load_file(str(weights))

@@ -85,10 +85,3 @@ def lsgan_discriminator_loss(real_score: torch.Tensor, fake_score: torch.Tensor)
 def lsgan_generator_loss(fake_score: torch.Tensor) -> torch.Tensor:
     """LSGAN loss of the generator: (D(fake) - 1)^2."""
     return ((fake_score - 1) ** 2).mean()
-
-
-def kl_standard_normal(mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    """KL(N(mean, std^2) || N(0, 1)), summed over latent cells, averaged over the batch."""
-    var = std**2
-    kl = 0.5 * (var + mean**2 - 1 - torch.log(var))
-    return kl.flatten(1).sum(1).mean()

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
+from climode.config import Override, from_dict, load_config
+from climode.data.selection import parse_period
 from climode.errors import ConfigError
-from climode.models.config import from_dict
 from climode.training.losses import LossWeights
 
 
@@ -102,22 +101,6 @@ class DataSection:
             get_protocol(self.protocol, **self.protocol_args)
         except ConfigError as exc:
             raise ConfigError(f"data.protocol: {exc}") from exc
-
-
-def parse_period(name: str, text: Any) -> tuple[str, str]:
-    """``"START/END"`` (ISO dates or date-times, inclusive) as two strings; ConfigError otherwise."""
-    parts = str(text).split("/")
-    example = "e.g. 2004-01-01/2004-12-31"
-    if len(parts) != 2 or not all(p.strip() for p in parts):
-        raise ConfigError(f"data.periods.{name}: {text!r} is not START/END ({example})")
-    start, end = (p.strip() for p in parts)
-    try:
-        lo, hi = np.datetime64(start), np.datetime64(end)
-    except ValueError:
-        raise ConfigError(f"data.periods.{name}: {text!r} has a date that is not ISO 8601 ({example})") from None
-    if hi < lo:
-        raise ConfigError(f"data.periods.{name}: {text!r} ends before it starts")
-    return start, end
 
 
 def check_periods(periods: dict[str, Any]) -> None:
@@ -225,6 +208,11 @@ class Recipe:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Recipe":
+        """Validate a recipe mapping (what :func:`load_config` calls)."""
+        return recipe_from_dict(data)
+
 
 _SECTIONS = {"model": ModelSection, "data": DataSection, "optim": OptimSection, "train": TrainSection, "loss": LossWeights}
 
@@ -251,60 +239,6 @@ def recipe_from_dict(data: dict[str, Any]) -> Recipe:
     return Recipe(**kwargs)
 
 
-class _RecipeLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, reading ``1e-3`` as a float as YAML 1.2 does (YAML 1.1 needs ``1.0e-3``)."""
-
-
-_RecipeLoader.yaml_implicit_resolvers = {k: list(v) for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
-_RecipeLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
-)
-
-
-def read_yaml(text: str) -> Any:
-    """YAML text as recipes and ``--set`` values read it (``1e-3`` is a float, ``null`` is None)."""
-    return yaml.load(text, Loader=_RecipeLoader)  # noqa: S506 (a SafeLoader subclass)
-
-
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """``section.key=value`` -> (path, YAML-parsed value)."""
-    if "=" not in text:
-        raise ConfigError(f"override {text!r} must look like section.key=value")
-    key, value = text.split("=", 1)
-    path = [p for p in key.strip().split(".") if p]
-    if not path:
-        raise ConfigError(f"override {text!r} has an empty key")
-    try:
-        return path, read_yaml(value)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"override {text!r}: the value is not valid YAML ({exc})".splitlines()[0]) from exc
-
-
-def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    for text in overrides:
-        path, value = parse_override(text)
-        node = data
-        for part in path[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"override {text!r}: {part!r} is not a section")
-        node[path[-1]] = value
-    return data
-
-
-def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
+def load_recipe(path: str | Path, overrides: list[Override] | None = None) -> Recipe:
     """Read a YAML recipe, apply ``--set`` overrides, and validate it."""
-    path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"recipe {path} does not exist")
-    try:
-        data = read_yaml(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"recipe {path} is not valid YAML: {exc}".splitlines()[0]) from exc
-    data = apply_overrides(data, list(overrides or []))
-    try:
-        return recipe_from_dict(data)
-    except ConfigError as exc:
-        raise ConfigError(f"{path.name}: {exc}") from exc
+    return load_config(Recipe, path, overrides, label="recipe")

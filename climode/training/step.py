@@ -23,7 +23,9 @@ import torch
 from torch import nn
 
 from climode.errors import ClimodeError
+from climode.models.base import ForecastOutput
 from climode.models.discriminators import ImageDiscriminator, SequenceDiscriminator
+from climode.models.latent import kl_standard_normal
 from climode.models.precision import autocast
 from climode.models.vidode import VidODE, VidODEOutput
 from climode.training.adversarial import like_targets, sequences_ending_with
@@ -31,7 +33,6 @@ from climode.training.losses import (
     LossWeights,
     diff_loss,
     frames_at,
-    kl_standard_normal,
     lsgan_discriminator_loss,
     lsgan_generator_loss,
     recon_loss,
@@ -83,7 +84,7 @@ class Discriminators:
 @dataclass
 class StepResult:
     losses: dict[str, float]
-    output: VidODEOutput = field(repr=False)
+    output: ForecastOutput = field(repr=False)
 
 
 class TrainStep:
@@ -114,12 +115,13 @@ class TrainStep:
     def _autocast(self, device: torch.device):
         return autocast(self.config, device)
 
-    def generator_losses(self, batch: dict, out: VidODEOutput) -> dict[str, torch.Tensor]:
+    def generator_losses(self, batch: dict, out: ForecastOutput) -> dict[str, torch.Tensor]:
         """L_recon, L_diff (when D is a difference) and the KL term (when z0 is sampled)."""
         cfg = self.config
         targets, target_mask = batch["targets"], batch.get("target_mask")
         losses = {"recon": recon_loss(out.frames, targets, target_mask)}
-        if getattr(cfg, "use_composition", False) and out.diff is not None and self.weights.diff:
+        has_diff = isinstance(out, VidODEOutput) and out.diff is not None  # D of Vid-ODE's G
+        if getattr(cfg, "use_composition", False) and has_diff and self.weights.diff:
             host_target_mask = host_copy(batch, "target_mask")
             sources = [
                 (batch["inputs"], _numpy(batch["input_times"]).reshape(len(targets), -1),
@@ -170,7 +172,7 @@ class TrainStep:
             raise NonFiniteError(f"{what} became non-finite ({where}); no optimiser step was taken with it")
         return local
 
-    def _update_discriminators(self, batch: dict, out: VidODEOutput, losses: dict[str, torch.Tensor]) -> float:
+    def _update_discriminators(self, batch: dict, out: ForecastOutput, losses: dict[str, torch.Tensor]) -> float:
         """One step of D_img and D_seq on real targets and detached fakes (their LSGAN loss)."""
         disc = self.discriminators
         for d in disc.modules:
@@ -188,7 +190,7 @@ class TrainStep:
         disc.optimizer.step()
         return checked["disc"]
 
-    def _adversarial_losses(self, batch: dict, out: VidODEOutput) -> dict[str, torch.Tensor]:
+    def _adversarial_losses(self, batch: dict, out: ForecastOutput) -> dict[str, torch.Tensor]:
         """L_adv^img and L_adv^seq of the generator, against the (already updated, frozen) discriminators."""
         disc = self.discriminators
         for d in disc.modules:

@@ -30,15 +30,16 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader
 
-from climode.data.loader import collate_windows, worker_init
+from climode.data.loader import EpochSampler, make_loader
 from climode.data.sampling import get_protocol
 from climode.errors import ClimodeError, ConfigError
+from climode.models.checkpoint_meta import CheckpointMeta
 from climode.models.discriminators import ImageDiscriminator, SequenceDiscriminator
 from climode.models.inference import deterministic_forecast
 from climode.models.periodic import is_periodic_grid, periodic_longitude
@@ -82,43 +83,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-class EpochSampler(Sampler):
-    """Keys ``(epoch, index)`` of one epoch, optionally shuffled, for one rank, from a start position.
-
-    With ``world`` ranks the epoch's order is padded with its first windows to a
-    multiple of ``world`` (as torch's ``DistributedSampler``), so every rank gets
-    ``per_rank(n, world)`` windows and the same number of batches.
-    """
-
-    def __init__(self, n: int, epoch: int, seed: int, shuffle: bool, rank: int = 0, world: int = 1, skip: int = 0):
-        if not 0 <= rank < world:
-            raise ConfigError(f"rank {rank} is outside a world of {world} processes")
-        self.n, self.seed, self.shuffle, self.rank, self.world = n, seed, shuffle, rank, world
-        self.set_epoch(epoch, skip)
-
-    def set_epoch(self, epoch: int, skip: int = 0) -> None:
-        """Draw ``epoch``'s keys from position ``skip`` on (one DataLoader and its workers serve every epoch)."""
-        order = np.arange(self.n)
-        if self.shuffle:
-            rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(self.seed, spawn_key=(7, epoch))))
-            order = rng.permutation(self.n)
-        total = self.per_rank(self.n, self.world) * self.world
-        if total > self.n:
-            order = np.concatenate([order, np.resize(order, total - self.n)])
-        self.keys = [(epoch, int(i)) for i in order[self.rank :: self.world]][skip:]
-
-    @staticmethod
-    def per_rank(n: int, world: int = 1) -> int:
-        """Windows each of ``world`` ranks draws from an epoch of ``n``."""
-        return math.ceil(n / world)
-
-    def __len__(self) -> int:
-        return len(self.keys)
-
-    def __iter__(self) -> Iterator[tuple[int, int]]:
-        return iter(self.keys)
 
 
 def build_model(name: str, config: dict[str, Any]) -> torch.nn.Module:
@@ -270,27 +234,27 @@ class Trainer:
         d_opt = opt_cls([*d_img.parameters(), *d_seq.parameters()], lr=o.disc_lr or o.lr)
         return Discriminators(d_img, d_seq, d_opt, sync_grads=sync)
 
-    def meta(self) -> dict[str, Any]:
+    def meta(self) -> CheckpointMeta:
         """What the checkpoint sidecar records about this model."""
         recipe = self.recipe
-        return {
-            "model": recipe.model.name,
-            "config": self.model_config,
-            "variables": self.data.variables,
-            "units": {v: UNITS.get(v, "1") for v in self.data.variables},
-            "time_unit": self.data.time_unit,
-            "grid": self.data.grid,
-            "static": self.data.static,
-            "normalization": self.data.normalizer.to_dict(),
-            "recipe": recipe.to_dict(),
-            "seed": recipe.train.seed,
-            "protocol": {"name": recipe.data.protocol, **recipe.data.protocol_args},
+        return CheckpointMeta(
+            model=recipe.model.name,
+            config=self.model_config,
+            variables=self.data.variables,
+            units={v: UNITS.get(v, "1") for v in self.data.variables},
+            time_unit=self.data.time_unit,
+            grid=self.data.grid,
+            static=self.data.static,
+            normalization=self.data.normalizer.to_dict(),
+            recipe=recipe.to_dict(),
+            seed=recipe.train.seed,
+            protocol={"name": recipe.data.protocol, **recipe.data.protocol_args},
             # the longest lead trained on: forecasts warn past it and refuse leads past 8x it
-            "max_lead": get_protocol(recipe.data.protocol, **recipe.data.protocol_args).trained_lead_hours(),
-            "trained_on": f"{recipe.data.dataset} ({recipe.data.split} split)",
-            "training": {"discriminators": self.use_discriminators,
-                         "precision": precision_name(getattr(self.model, "config", None), self.device)},
-        }
+            max_lead=get_protocol(recipe.data.protocol, **recipe.data.protocol_args).trained_lead_hours(),
+            trained_on=f"{recipe.data.dataset} ({recipe.data.split} split)",
+            training={"discriminators": self.use_discriminators,
+                      "precision": precision_name(getattr(self.model, "config", None), self.device)},
+        )
 
     def _training_state(self, epoch: int, batch_in_epoch: int, elapsed: float) -> dict[str, Any]:
         state: dict[str, Any] = {
@@ -323,7 +287,7 @@ class Trainer:
             log.info("no checkpoint in %s: starting from scratch", self.run_dir)
             return 0, 0, 0, 0.0
         loaded = ckpt.load_checkpoint(latest)
-        if loaded.meta.get("config") != _jsonable(self.model_config):
+        if loaded.meta.config != _jsonable(self.model_config):
             raise TrainingError(f"{latest} was trained with another model config; use a new --run-dir")
         self.model.load_state_dict(loaded.state_dict)
         state = ckpt.load_training_state(self.run_dir, loaded.step)
@@ -357,13 +321,9 @@ class Trainer:
         if getattr(self, "_train_loader", None) is not None:
             self._train_loader.sampler.set_epoch(epoch, skip)
             return self._train_loader
-        sampler = EpochSampler(len(self.data.train), epoch, self.recipe.train.seed, shuffle=True,
-                               rank=self.rank, world=self.world, skip=skip)
-        kwargs: dict[str, Any] = {"pin_memory": self.device.type == "cuda"}
-        if data.num_workers:
-            kwargs.update(worker_init_fn=worker_init, persistent_workers=True)
-        self._train_loader = DataLoader(self.data.train, batch_size=data.batch_size, sampler=sampler,
-                                        collate_fn=collate_windows, num_workers=data.num_workers, **kwargs)
+        self._train_loader = make_loader(self.data.train, data.batch_size, data.num_workers, shuffle=True,
+                                         seed=self.recipe.train.seed, epoch=epoch, rank=self.rank, world=self.world,
+                                         skip=skip, pin_memory=self.device.type == "cuda", persistent_workers=True)
         return self._train_loader
 
     # ------------------------------------------------------------------ validation
@@ -373,9 +333,7 @@ class Trainer:
         if self.data.validation is None:
             return {}
         self.model.eval()
-        loader = DataLoader(self.data.validation, batch_size=self.recipe.data.batch_size,
-                            sampler=EpochSampler(len(self.data.validation), 0, 0, shuffle=False),
-                            collate_fn=collate_windows)
+        loader = make_loader(self.data.validation, self.recipe.data.batch_size, epoch=0)
         std = torch.tensor(self.data.normalizer.std, dtype=torch.float32, device=self.device)
         sums = {"l1": 0.0, "n": 0}
         sq = torch.zeros(len(self.data.variables), device=self.device)

@@ -8,6 +8,7 @@ synthetic hurricane world (see docs/model_card.md).  Export a run with::
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 ZOO = Path(__file__).resolve().parent
@@ -19,10 +20,16 @@ def export(run_dir: str | Path, name: str, description: str = "", disclaimer: st
     from climode.training.checkpoint import load_checkpoint, save_weights
 
     ckpt = load_checkpoint(run_dir)
-    meta = {k: v for k, v in ckpt.meta.items() if k not in ("sha256", "weights", "saved_at")}
-    meta["description"] = description or meta.get("description") or (
-        f"{meta.get('model', 'vidode')} trained by recipe {meta.get('recipe', {}).get('name')} "
-        f"for {ckpt.step} steps on {meta.get('trained_on')}")
-    meta["disclaimer"] = disclaimer
-    meta["exported_from"] = f"{Path(run_dir).name}/{ckpt.path.name}"
+    meta = ckpt.meta
+    meta = replace(
+        meta,
+        sha256=None,  # save_weights writes these three anew
+        weights=None,
+        saved_at=None,
+        description=description or meta.description or (
+            f"{meta.model or 'vidode'} trained by recipe {meta.recipe.get('name')} "
+            f"for {ckpt.step} steps on {meta.trained_on}"),
+        disclaimer=disclaimer,
+        exported_from=f"{Path(run_dir).name}/{ckpt.path.name}",
+    )
     return save_weights(ZOO / f"{name}.safetensors", ckpt.state_dict, meta)

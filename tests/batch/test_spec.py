@@ -4,8 +4,9 @@ import cftime
 import numpy as np
 import pytest
 
-from climode.batch.spec import BatchSpec, ClusterSpec, data_time, init_times, load_spec, spec_from_dict
+from climode.batch.spec import BatchSpec, ClusterSpec, init_times, load_spec, spec_from_dict
 from climode.errors import ConfigError
+from climode.time import data_time
 
 GOOD = """
 checkpoint: runs/model

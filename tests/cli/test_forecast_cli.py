@@ -111,7 +111,8 @@ def test_output_name_and_plot_extra_are_checked_before_the_forecast_runs(checkpo
     def never(*args, **kwargs):
         raise AssertionError("the forecast ran")
 
-    monkeypatch.setattr(Forecaster, "predict", never)
+    for name in ("predict", "predict_with_info"):
+        monkeypatch.setattr(Forecaster, name, never)
     assert main(["forecast", "--checkpoint", str(checkpoint), "--output", str(tmp_path / "out.txt")]) == 2
     assert "use a .nc or .zarr file name" in capsys.readouterr().err
     monkeypatch.setitem(sys.modules, "cartopy.crs", None)  # cartopy not installed
@@ -127,7 +128,7 @@ def test_members_of_a_stochastic_checkpoint_are_written(checkpoint, tmp_path, ca
     from climode.models.registry import get_model
     from climode.training.checkpoint import load_checkpoint, save_checkpoint
 
-    meta = dict(load_checkpoint(checkpoint).meta)
+    meta = load_checkpoint(checkpoint).meta.to_dict()
     meta["config"] = ModelConfig.from_dict({**meta["config"], "sample_z0": True}).to_dict()
     torch.manual_seed(0)
     stochastic = save_checkpoint(tmp_path, get_model("vidode", meta["config"]), step=3, meta=meta)

@@ -99,9 +99,9 @@ def test_float16_inputs_are_read_as_float32(checkpoint, forecaster, sample, tmp_
 @pytest.mark.parametrize("spelling", ["2000-08-03T09:00:00.000000000", "2000-08-03 09:00:00", "2000-08-03T09",
                                       "2000-08-03T09:00:00Z", "2000-08-03T11:00:00+02:00"])
 def test_init_as_numpy_pandas_and_cftime_print_it(forecaster, sample, spelling):
-    fc = forecaster.predict(sample, "+3h", init=spelling)  # what climode.forecast(init=...) calls
+    fc, info = forecaster.predict_with_info(sample, "+3h", init=spelling)  # what climode.run_forecast(init=...) calls
     assert str(fc["forecast_reference_time"].values[()]) == "2000-08-03 09:00:00"
-    assert forecaster.last_info.notes == []  # an observation time exactly, not "the last one before it"
+    assert info.notes == []  # an observation time exactly, not "the last one before it"
 
 
 def test_init_flag_takes_what_numpy_prints(checkpoint, sample, tmp_path, capsys):

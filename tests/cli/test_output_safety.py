@@ -43,7 +43,8 @@ def never_forecast(monkeypatch):
     def never(*args, **kwargs):
         raise AssertionError("the forecast ran")
 
-    monkeypatch.setattr(Forecaster, "predict", never)
+    for name in ("predict", "predict_with_info"):
+        monkeypatch.setattr(Forecaster, name, never)
 
 
 @pytest.mark.parametrize("how", ["same", "relative", "symlink", "glob", "hardlink"])
@@ -132,11 +133,11 @@ def test_python_forecast_refuses_like_the_command(checkpoint, obs, tmp_path):
     out = tmp_path / "fc.nc"
     out.write_bytes(b"old")
     with pytest.raises(ClimodeError, match="overwrite=True"):
-        climode.forecast(str(obs), "+3h", checkpoint=checkpoint, device="cpu", output=out)
+        climode.run_forecast(str(obs), "+3h", checkpoint=checkpoint, device="cpu", output=out)
     with pytest.raises(ClimodeError, match="is the input"):
-        climode.forecast(xr.open_dataset(obs), "+3h", checkpoint=checkpoint, device="cpu", output=obs,
-                         overwrite=True)
-    climode.forecast(str(obs), "+3h", checkpoint=checkpoint, device="cpu", output=out, overwrite=True)
+        climode.run_forecast(xr.open_dataset(obs), "+3h", checkpoint=checkpoint, device="cpu", output=obs,
+                             overwrite=True)
+    climode.run_forecast(str(obs), "+3h", checkpoint=checkpoint, device="cpu", output=out, overwrite=True)
     assert xr.open_dataset(out).sizes["time"] == 1
 
 

@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
 import textwrap
+import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 import xarray as xr
 
 import climode
-from climode.data.catalog import expand, load_catalog
+from climode.data.catalog import default_catalog_path, expand, load_catalog
 from climode.errors import ConfigError, DataError
 
 CALLS: list[dict] = []
+#: The repository's top level, whose data_catalog.yaml is the one source of truth.
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def fake_generate(seed: int = 0, n: int = 3, **params) -> xr.Dataset:
@@ -53,6 +60,47 @@ def test_packaged_catalog_entries(monkeypatch):
     assert cat.get("kth").driver == "video"
     with pytest.raises(ConfigError, match=r"no dataset 'era9'.*known: cam5_hurricane, synthetic_hurricanes"):
         cat.get("era9")
+
+
+def test_the_catalog_read_is_the_top_level_file(monkeypatch):
+    monkeypatch.delenv("CLIMODE_CATALOG", raising=False)
+    if not (ROOT / "data_catalog.yaml").is_file():
+        pytest.skip("not a source checkout")
+    assert default_catalog_path().read_bytes() == (ROOT / "data_catalog.yaml").read_bytes()
+    assert not (ROOT / "climode" / "data" / "data_catalog.yaml").exists()  # no second copy to drift
+
+
+def test_catalog_names_are_told_from_paths(tmp_path):
+    from climode.data.open import is_catalog_name
+
+    assert is_catalog_name("synthetic_hurricanes") and is_catalog_name("era5.v2")
+    assert not is_catalog_name("storm.nc") and not is_catalog_name("store.zarr")
+    assert not is_catalog_name(str(tmp_path)) and not is_catalog_name("data/*.nc")
+
+
+@pytest.mark.slow
+def test_the_wheel_carries_the_top_level_catalog_and_reads_it(tmp_path):
+    if not (ROOT / "setup.py").is_file():
+        pytest.skip("not a source checkout")
+    source = tmp_path / "source"  # a copy: building writes build/ and *.egg-info next to the sources
+    source.mkdir()
+    for name in ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "data_catalog.yaml"):
+        shutil.copy(ROOT / name, source / name)
+    shutil.copytree(ROOT / "climode", source / "climode", ignore=shutil.ignore_patterns("__pycache__"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-index", "--no-deps", "--no-build-isolation",
+                    "-w", str(tmp_path / "dist"), str(source)], check=True, capture_output=True)
+    (wheel,) = (tmp_path / "dist").glob("climode-*.whl")
+    installed = tmp_path / "site"
+    with zipfile.ZipFile(wheel) as archive:
+        archive.extractall(installed)
+    top = (ROOT / "data_catalog.yaml").read_bytes()
+    assert (installed / "climode" / "data" / "data_catalog.yaml").read_bytes() == top
+    code = "from climode.data.catalog import default_catalog_path as p; print(p()); print(p().read_bytes() == open(" \
+           f"{str(ROOT / 'data_catalog.yaml')!r}, 'rb').read())"
+    env = {k: v for k, v in os.environ.items() if k != "CLIMODE_CATALOG"}
+    out = subprocess.run([sys.executable, "-c", code], env={**env, "PYTHONPATH": str(installed)}, cwd=tmp_path,
+                         check=True, capture_output=True, text=True).stdout.split()
+    assert out == [str(installed / "climode" / "data" / "data_catalog.yaml"), "True"]
 
 
 def test_paths_expand_environment_with_defaults(monkeypatch, tmp_path):

@@ -148,6 +148,18 @@ def test_collate_pads_uneven_samples_with_masks_and_sorted_times():
     assert batch["sample_index"].tolist() == [0, 10] and batch["start"].dtype == torch.int64
 
 
+def test_windows_of_two_grids_or_with_and_without_static_channels_do_not_collate():
+    ds = climate(nans=False)
+    protocol = FixedProtocol((0, 2, 3), (4,), step_hours=3)
+    small = WindowDataset(ds.isel(lat=slice(0, 4)), VARS, protocol, identity())[0]
+    whole = WindowDataset(ds, VARS, protocol, identity())[0]
+    with pytest.raises(DataError, match=r"different channel/grid shapes \(3, 4, 8\) and \(3, 6, 8\)"):
+        collate_windows([small, whole])
+    with_static = WindowDataset(ds, VARS, protocol, identity(), static=True)[0]
+    with pytest.raises(DataError, match="some windows of the batch have static channels and some do not"):
+        collate_windows([with_static, whole])
+
+
 @pytest.mark.parametrize("source", ["glob", "zarr"])
 def test_two_workers_give_the_same_batches_as_none(archive, source):
     protocol = CAM5Protocol(max_gap_hours=12)  # windows of up to 22 frames
@@ -185,11 +197,11 @@ def test_lazily_opened_netcdf_is_safe_across_fork(archive):
 
 def _netcdf_ids(data):
     """netCDF ids of the files a WindowDataset reads in the current process."""
-    from climode.data import loader
+    from climode.data import readers
 
     ids = []
     for seq in data._sequences:
-        if isinstance(seq, loader._FileSequence):
+        if isinstance(seq, readers.FileSequence):
             ids += [ds["PSL"].variable for ds, _ in seq._handles()]
         else:
             ids += seq._arrays[:1]
@@ -433,7 +445,7 @@ def test_dask_backed_reads_compute_only_the_chunks_of_the_window():
     import dask
     import dask.array as dka
 
-    from climode.data.loader import _DaskFrames
+    from climode.data.readers import DaskFrames
 
     values = np.arange(10 * 5 * 7, dtype="float32").reshape(10, 5, 7)
     good = dka.from_array(values, chunks=(3, 2, 4)) * 2.0  # several chunks along every axis
@@ -443,7 +455,7 @@ def test_dask_backed_reads_compute_only_the_chunks_of_the_window():
         raise AssertionError("a chunk outside the window was computed")
 
     bad = dka.from_delayed(poisoned(), shape=(4, 5, 7), dtype="float32")
-    frames = _DaskFrames(dka.concatenate([good, bad], axis=0))
+    frames = DaskFrames(dka.concatenate([good, bad], axis=0))
     np.testing.assert_array_equal(frames.read(np.array([0, 4, 5, 9])), 2.0 * values[[0, 4, 5, 9]])
     np.testing.assert_array_equal(frames.read(slice(2, 8)), 2.0 * values[2:8])
     with pytest.raises(AssertionError, match="outside the window"):

@@ -13,8 +13,9 @@ import torch
 
 import climode.data.normalize as normalize
 from climode.data.loader import make_loader
+from climode.data.sequences import climate_sequences
 from climode.errors import ConfigError
-from climode.training.data import build_training_data, climate_sequences
+from climode.training.data import build_training_data
 from climode.training.recipe import DataSection
 
 VARS = ["U850", "V850", "PSL"]

@@ -1,4 +1,5 @@
 import copy
+import dataclasses
 import json
 import math
 
@@ -8,7 +9,7 @@ import pytest
 from climode.errors import ConfigError
 from climode.evaluation import EvaluationConfig, evaluate
 from climode.evaluation.report import markdown_report, results_json
-from climode.evaluation.runner import _StormCount
+from climode.evaluation.scorers import StormCount
 from climode.metrics.cyclones import Centre
 
 
@@ -105,7 +106,7 @@ def test_one_storm_seen_by_overlapping_windows_is_one_storm():
 
     hours = np.arange(0, 30, 3.0)
     seq = xr.Dataset(coords={"time": hours})
-    count = _StormCount()
+    count = StormCount()
     storm = lambda k: [Centre(20.0 + 0.3 * k, 300.0 - 0.3 * k, 99_000.0)]  # noqa: E731
     far = [Centre(45.0, 260.0, 99_500.0)]
     for start in (0, 2):  # two windows sharing valid times 3 and 4
@@ -118,8 +119,8 @@ def test_one_storm_seen_by_overlapping_windows_is_one_storm():
 def test_leads_are_each_windows_own(forecaster):
     # irregular extrapolation: the last observed frame varies, so the lead hours differ between windows
     irregular = copy.copy(forecaster)
-    irregular.meta = dict(forecaster.meta, protocol={"name": "irregular_extrapolation", "window": 8,
-                                                     "n_observed": 2, "step_hours": 3.0})
+    irregular.meta = dataclasses.replace(forecaster.meta, protocol={"name": "irregular_extrapolation", "window": 8,
+                                                                    "n_observed": 2, "step_hours": 3.0})
     res = evaluate(irregular, EvaluationConfig(**{**SMALL, "tracks": False, "baselines": ["persistence"]}),
                    progress=False)
     leads = [float(h) for h in res["persistence"]["leads"]]

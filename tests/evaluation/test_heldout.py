@@ -1,12 +1,14 @@
 """climode evaluate refuses to score a checkpoint on the data it was trained on."""
 
 import copy
+import dataclasses
 
 import pytest
 
 from climode.errors import ConfigError
 from climode.evaluation import EvaluationConfig, evaluate
 from climode.evaluation.heldout import check_held_out
+from climode.models.checkpoint_meta import CheckpointMeta
 
 
 @pytest.fixture(scope="module")
@@ -20,12 +22,13 @@ def season_file(tmp_path_factory):
 
 
 def _meta(**data):
-    return {"recipe": {"data": {"dataset": "synthetic_hurricanes", "split": "train", "n_sequences": 8, **data}}}
+    return CheckpointMeta(recipe={"data": {"dataset": "synthetic_hurricanes", "split": "train", "n_sequences": 8, **data}})
 
 
 def test_file_without_a_held_out_period_cannot_be_evaluated(forecaster, season_file):
     trained = copy.copy(forecaster)
-    trained.meta = {**forecaster.meta, **_meta(dataset=season_file, split=None, validation_split=None)}
+    trained.meta = dataclasses.replace(forecaster.meta,
+                                       recipe=_meta(dataset=season_file, split=None, validation_split=None).recipe)
     with pytest.raises(ConfigError, match=r"has no held-out test period .* trained on the whole of it; "
                                           r"train with data.periods"):
         evaluate(trained, EvaluationConfig(data=season_file, n_sequences=1, windows=2, bootstrap=10), progress=False)

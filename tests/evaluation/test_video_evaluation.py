@@ -66,7 +66,7 @@ def test_persistence_scores_match_a_direct_computation(video_model, video_result
     from climode.data.video import open_video_dataset
 
     clips = open_video_dataset("bouncing_balls", split="test", size=32).to_array(max_clips=3)
-    protocol_meta = dict(video_model.meta["protocol"])
+    protocol_meta = dict(video_model.meta.protocol)
     protocol = get_protocol(protocol_meta.pop("name"), **protocol_meta)
     dataset = WindowDataset(clips, None, protocol, video_model.normalizer, seed=0, samples_per_epoch=6)
     errors = []

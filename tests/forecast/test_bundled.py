@@ -5,7 +5,7 @@ import json
 import numpy as np
 
 import climode
-from climode.forecast.forecaster import BUNDLED
+from climode.forecast.checkpoint import BUNDLED
 from climode.zoo import DISCLAIMER
 
 
@@ -21,7 +21,7 @@ def test_bundled_model_loads_with_its_metadata():
 def test_default_forecast_moves_a_storm(tmp_path):
     from climode.forecast.storms import storm_centres
 
-    out = climode.forecast(None, "60h,63h", basin="atlantic", device="cpu", output=tmp_path / "f.nc")
+    out = climode.run_forecast(None, "60h,63h", basin="atlantic", device="cpu", output=tmp_path / "f.nc")
     assert out.attrs["climode_disclaimer"] == DISCLAIMER
     assert np.isfinite(out["PSL"].values).all()
     centres = storm_centres(out)

@@ -14,7 +14,7 @@ from climode.training.checkpoint import load_checkpoint, save_checkpoint
 
 def resave(checkpoint, directory, variables=None, **config):
     """Save a real checkpoint: the test model's sidecar with ``config`` changes (fresh weights)."""
-    meta = dict(load_checkpoint(checkpoint).meta)
+    meta = load_checkpoint(checkpoint).meta.to_dict()
     cfg = ModelConfig.from_dict(meta["config"])
     cfg = ModelConfig.from_dict({**cfg.to_dict(), **config})
     meta["config"] = cfg.to_dict()

@@ -77,7 +77,8 @@ def test_dask_backed_archive_reads_only_the_input_window(forecaster, tmp_path):
 
 
 def test_written_file_is_cf_and_keeps_the_calendar(forecaster, sample, tmp_path):
-    out = climode.forecast(sample, "60h..72h/3h", checkpoint=forecaster.path, output=tmp_path / "f.nc", device="cpu")
+    out = climode.run_forecast(sample, "60h..72h/3h", checkpoint=forecaster.path, output=tmp_path / "f.nc",
+                               device="cpu")
     back = xr.open_dataset(tmp_path / "f.nc", decode_times=xr.coders.CFDatetimeCoder(use_cftime=True))
     assert back.time.encoding["calendar"] == "noleap"
     assert back.sizes["time"] == 5 and back.attrs["Conventions"] == "CF-1.8"
@@ -87,15 +88,15 @@ def test_written_file_is_cf_and_keeps_the_calendar(forecaster, sample, tmp_path)
 def test_written_attributes_follow_cf(forecaster, sample, tmp_path):
     import netCDF4
 
-    climode.forecast(sample, "+3h,+6h", checkpoint=forecaster.path, basin="atlantic", output=tmp_path / "f.nc",
-                     device="cpu")
+    climode.run_forecast(sample, "+3h,+6h", checkpoint=forecaster.path, basin="atlantic", output=tmp_path / "f.nc",
+                         device="cpu")
     with netCDF4.Dataset(tmp_path / "f.nc") as nc:
         for coord in ("lat", "lon", "time", "forecast_period", "forecast_reference_time"):
             assert "_FillValue" not in nc[coord].ncattrs(), coord  # CF: coordinates have no missing values
         period = nc["forecast_period"]
         assert "dtype" not in period.ncattrs() and period.units == "hours" and list(period[:]) == [3.0, 6.0]
         assert nc["PSL"].standard_name == "air_pressure_at_mean_sea_level"
-        assert "climode.forecast(<xarray.Dataset>, times='+3h,+6h'" in nc.history
+        assert "climode.run_forecast(<xarray.Dataset>, times='+3h,+6h'" in nc.history
         assert "basin='atlantic'" in nc.history and nc.history.endswith("f.nc')")
 
 
@@ -155,7 +156,7 @@ def test_no_data_in_the_input_window(forecaster, sample):
 
 
 def test_leads_past_the_decoder_step_limit_are_refused(forecaster, sample, monkeypatch):
-    import climode.forecast.forecaster as module
+    import climode.forecast.limits as module
 
     for spec in ("99999d", "+100000h"):  # the audit's 68 GB and 6 GB requests
         with pytest.raises(ClimodeError, match=f"at most {module.MAX_DECODER_STEPS} .*memory") as info:
@@ -186,8 +187,8 @@ def test_many_times_cost_one_decoder_solve(forecaster, sample, monkeypatch):
         cost = {}
         for spec in ("+3h,+6h", "+192h", "+3h..+192h/3h"):
             solves.clear(), g_calls.clear()
-            out = forecaster.predict(sample, spec)
-            cost[spec] = (len(solves), forecaster.last_info.nfe_decoder, len(g_calls), out.sizes["time"])
+            out, info = forecaster.predict_with_info(sample, spec)
+            cost[spec] = (len(solves), info.nfe_decoder, len(g_calls), out.sizes["time"])
     finally:
         hook.remove()
     assert cost["+3h,+6h"][:3] == (1, cost["+3h,+6h"][1], 2)

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from climode.errors import ClimodeError
-from climode.forecast.forecaster import format_time
+from climode.time import format_time
 from climode.forecast.times import parse_times
 
 FIRST = {"standard": np.datetime64("2000-08-01T00:00:00"),

@@ -5,13 +5,14 @@ import pytest
 
 from climode.errors import ConfigError, DataError
 from climode.metrics import fields, image
-from climode.metrics.cyclones import Centre, score_tracks
+from climode.metrics.cyclones import Centre
 from climode.metrics.streaming import (
     ExactSum,
     FieldScoreAccumulator,
     ImageScoreAccumulator,
     TrackScoreAccumulator,
     bootstrap_ci,
+    score_tracks,
 )
 
 LAT = np.linspace(-30, 30, 7)

@@ -10,6 +10,7 @@ from climode.models.baselines.latent_ode import LatentODE, ODEConvConfig
 from climode.models.baselines.recurrent import ConvGRUConfig, VidRNN, VidRNNConfig
 from climode.models.baselines.simple_ode import SimpleODE, SimpleODEConfig
 from climode.models.config import ModelConfig
+from climode.models.latent import kl_standard_normal
 from climode.models.registry import (
     build_config,
     config_class,
@@ -19,7 +20,6 @@ from climode.models.registry import (
     training_flags,
 )
 from climode.models.vidode import VidODE
-from climode.training.losses import kl_standard_normal
 from climode.training.step import TrainStep
 
 LEARNED = ["ode_fc", "ode_conv", "latent_ode", "convgru", "convgru_dt", "convgru_decay",

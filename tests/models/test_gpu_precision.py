@@ -5,7 +5,7 @@ import logging
 import torch
 
 import climode
-from climode.forecast.forecaster import set_precision
+from climode.forecast.checkpoint import set_precision
 from climode.models import precision
 from climode.models.config import ModelConfig
 from climode.models.convgru import ConvGRUCell

@@ -17,7 +17,7 @@ from climode.models.baselines import (
     WindAdvectionConfig,
 )
 from climode.models.baselines.reference import EARTH_RADIUS_M
-from climode.models.vidode import VidODEOutput
+from climode.models.base import ForecastOutput
 
 HAS_CV2 = importlib.util.find_spec("cv2") is not None
 FAST_VET = {"sectors": ((4, 2), (4, 2))}  # coarse VET pyramid: quick and exact for a rigid translation
@@ -45,7 +45,7 @@ def test_persistence_picks_last_observed_frame_per_sample_with_masks():
     inputs[1, 3] = float("nan")
     queries = torch.tensor([[-1.0, 1.0, 2.9, 3.0, 10.0], [0.0, 2.9, 3.0, 7.5, 20.0]])
     out = Persistence(in_channels=c)(inputs, times, queries, input_mask=mask)
-    assert isinstance(out, VidODEOutput) and out.frames.shape == (b, 5, c, h, w)
+    assert isinstance(out, ForecastOutput) and out.frames.shape == (b, 5, c, h, w)
     picked = out.frames[:, :, 0, 0, 0]
     # sample 0 observed t=0,1,3; sample 1 observed t=2.5,3,8 (first observation before it)
     assert picked[0].tolist() == [0.0, 1.0, 1.0, 3.0, 3.0]

@@ -9,7 +9,7 @@ import torch
 from climode.errors import ConfigError
 from climode.training.checkpoint import cuda_rng_to_restore, load_checkpoint
 from climode.training.recipe import load_recipe
-from climode.training.trainer import EpochSampler, resolve_device
+from climode.training.trainer import resolve_device
 
 
 class TickClock:
@@ -72,10 +72,3 @@ def test_cuda_random_state_restores_onto_fewer_gpus():
     assert torch.equal(cuda_rng_to_restore(states, 1), states[1])
     assert cuda_rng_to_restore(states[:1], 1) is None  # saved on one GPU, restored on GPU 1: keep the seed
     assert torch.equal(cuda_rng_to_restore(states[3], 0), states[3])  # new checkpoints: this rank's own state
-
-
-def test_one_sampler_serves_every_epoch():
-    sampler = EpochSampler(10, epoch=0, seed=3, shuffle=True, rank=1, world=2)
-    sampler.set_epoch(2, skip=1)
-    fresh = EpochSampler(10, epoch=2, seed=3, shuffle=True, rank=1, world=2, skip=1)
-    assert list(sampler) == list(fresh) and len(sampler) == 4

@@ -4,9 +4,10 @@ import pytest
 import yaml
 
 from climode.cli.main import main
+from climode.config import from_dict, parse_override
 from climode.errors import ConfigError
-from climode.models.config import ModelConfig, SolverConfig, from_dict
-from climode.training.recipe import load_recipe, parse_override
+from climode.models.config import ModelConfig, SolverConfig
+from climode.training.recipe import load_recipe
 
 BAD = [
     ("train.max_steps=abc", r"train\.max_steps must be an integer.*got 'abc'"),

@@ -45,7 +45,7 @@ def test_recipe_runs_one_step(path, tmp_path):
         from climode.training.checkpoint import load_checkpoint
 
         lead = get_protocol(recipe.data.protocol, **recipe.data.protocol_args).trained_lead_hours()
-        assert load_checkpoint(tmp_path / "run").meta["max_lead"] == lead > 0
+        assert load_checkpoint(tmp_path / "run").meta.max_lead == lead > 0
     assert all(v == v for v in result.losses[0].values())  # finite, not NaN
 
 

@@ -15,11 +15,11 @@ def test_a_decoder_grid_finer_than_the_protocol_step_trains_with_exact_targets(t
                                        "train.max_steps=1", "train.discriminators=false"])
     Trainer(recipe, tmp_path / "run", device="cpu", progress=False).fit()
     ckpt = load_checkpoint(tmp_path / "run")
-    assert ckpt.step == 1 and ckpt.meta["recipe"]["model"]["config"]["decoder_step"] == 1.0
+    assert ckpt.step == 1 and ckpt.meta.recipe["model"]["config"]["decoder_step"] == 1.0
 
 
 def test_default_time_scale_for_hours_and_a_foreign_time_unit_are_errors(tiny_recipe, tmp_path):
-    from climode.training.recipe import read_yaml
+    from climode.config import read_yaml
 
     data = read_yaml(tiny_recipe.read_text())
     del data["model"]["config"]["time_scale"]

@@ -34,10 +34,10 @@ def test_training_writes_checkpoint_logs_and_validation(tiny_recipe, tmp_path):
     ckpt = load_checkpoint(tmp_path / "run")
     assert ckpt.step == 6
     meta = ckpt.meta
-    assert meta["variables"] == ["U850", "V850", "PSL"] and meta["units"]["PSL"] == "Pa"
-    assert meta["normalization"]["variables"] == ["U850", "V850", "PSL"]
-    assert meta["config"]["static_channels"] == 1 and meta["grid"]["dlat"] == pytest.approx(4.0)
-    assert meta["recipe"]["name"] == "tiny" and meta["seed"] == 0
+    assert meta.variables == ["U850", "V850", "PSL"] and meta.units["PSL"] == "Pa"
+    assert meta.normalization["variables"] == ["U850", "V850", "PSL"]
+    assert meta.config["static_channels"] == 1 and meta.grid["dlat"] == pytest.approx(4.0)
+    assert meta.recipe["name"] == "tiny" and meta.seed == 0
     assert len(result.validation) == 2 and result.validation[0]["val_rmse_PSL"] > 0
     assert (tmp_path / "run" / "samples" / "step-00000003.png").exists()
     # a finished run refuses to be overwritten by accident
@@ -106,7 +106,7 @@ def test_two_gloo_processes_under_torchrun(tiny_recipe, tmp_path):
     assert "all 2 ranks hold identical weights (generator checksum" in proc.stderr
     assert "discriminators checksum" in proc.stderr
     ckpt = load_checkpoint(run)
-    assert ckpt.step == 3 and ckpt.meta["training"] == {"discriminators": True, "precision": "float32"}
+    assert ckpt.step == 3 and ckpt.meta.training == {"discriminators": True, "precision": "float32"}
 
 
 def test_training_on_a_global_grid_wraps_in_longitude(tiny_recipe, tmp_path):

@@ -14,28 +14,13 @@ from climode.models.vidode import VidODE
 from climode.training.checkpoint import load_checkpoint
 from climode.training.recipe import load_recipe
 from climode.training.step import Discriminators, NonFiniteError, TrainStep
-from climode.training.trainer import EpochSampler, Trainer, TrainingError, compile_in_place
+from climode.training.trainer import Trainer, TrainingError, compile_in_place
 
 FAST = ["train.discriminators=false", "data.validation_split=null", "train.checkpoint_every=100"]
 
 
 def grad_norm(model):
     return float(torch.stack([p.grad.norm() for p in model.parameters() if p.grad is not None]).norm())
-
-
-# ------------------------------------------------------------------ sampler
-def test_epoch_sampler_gives_every_rank_the_same_number_of_batches():
-    n, world, batch = 257, 2, 8
-    ranks = [EpochSampler(n, epoch=3, seed=0, shuffle=True, rank=r, world=world) for r in range(world)]
-    assert [len(s) for s in ranks] == [129, 129]
-    assert [len(torch.utils.data.BatchSampler(s, batch, drop_last=False)) for s in ranks] == [17, 17]
-    keys = [k for s in ranks for k in s]
-    assert {i for _, i in keys} == set(range(n))  # every window is drawn, one padded twice
-    assert len(keys) - len(set(keys)) == 1
-    assert all(e == 3 for e, _ in keys)
-    # resuming mid-epoch skips on every rank alike
-    assert [len(EpochSampler(n, 3, 0, True, rank=r, world=world, skip=16 * batch)) for r in range(world)] == [1, 1]
-    assert len(EpochSampler(n, 0, 0, True)) == n  # one process: no padding
 
 
 # ------------------------------------------------------------------ schedule and clipping
@@ -73,7 +58,7 @@ def test_discriminators_follow_the_registry_training_flags(tiny_recipe, tmp_path
     trainer._setup()
     assert (trainer.disc is not None) == expected
     assert (trainer.step_fn.discriminators.modules != []) == expected
-    assert trainer.meta()["training"] == {"discriminators": expected, "precision": "float32"}
+    assert trainer.meta().training == {"discriminators": expected, "precision": "float32"}
 
 
 def test_an_explicit_recipe_switch_overrides_the_registry(tiny_recipe, tmp_path, caplog):
@@ -113,7 +98,7 @@ def test_checkpoint_of_a_compiled_run_loads_into_a_plain_model(tiny_recipe, tmp_
     trainer.fit()
     assert trainer.model.encoder._compiled_call_impl is not None
     ckpt = load_checkpoint(tmp_path / "c")
-    plain = get_model(ckpt.meta["model"], ckpt.meta["config"])
+    plain = get_model(ckpt.meta.model, ckpt.meta.config)
     plain.load_state_dict(ckpt.state_dict, strict=True)
     for key, value in trainer.model.state_dict().items():
         assert torch.equal(plain.state_dict()[key], value), key

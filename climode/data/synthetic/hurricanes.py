@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
 import time as _time
 from dataclasses import dataclass, fields
 
@@ -35,6 +34,7 @@ from climode.data.synthetic.landsea import (
     is_land,
     resolve_land_source,
 )
+from climode.time import data_time, hours_since
 
 log = logging.getLogger(__name__)
 
@@ -175,16 +175,13 @@ class HurricaneWorldConfig:
 
 
 def _parse_start(start: str):
+    """The world's first time: a noleap date at a whole hour, ``'YYYY-MM-DD'`` or ``'YYYY-MM-DDTHH'``."""
     import cftime
 
-    m = re.fullmatch(r"(\d{1,4})-(\d{1,2})-(\d{1,2})(?:[T ](\d{1,2})(?::00){0,2})?", str(start).strip())
-    if not m:
-        raise ConfigError(f"start={start!r} is not a date; use 'YYYY-MM-DD' or 'YYYY-MM-DDTHH'")
-    y, mo, d, h = (int(g) if g else 0 for g in m.groups())
-    try:
-        return cftime.DatetimeNoLeap(y, mo, d, h)
-    except ValueError as exc:
-        raise ConfigError(f"start={start!r} is not a valid noleap date ({exc})") from None
+    when = data_time(str(start), cftime.DatetimeNoLeap(2000, 1, 1), what="start time")
+    if when.minute or when.second:
+        raise ConfigError(f"start={start!r} is not a whole hour; use 'YYYY-MM-DD' or 'YYYY-MM-DDTHH'")
+    return when
 
 
 def config_from_params(seed: int = 0, **params) -> HurricaneWorldConfig:
@@ -269,11 +266,6 @@ def _background(cfg: HurricaneWorldConfig, waves: _Waves, lat, lon, t, grad: boo
     if not grad:
         return p
     return p, py, px
-
-
-def _background_psl(cfg: HurricaneWorldConfig, waves: _Waves, lat, lon, t):
-    """Background sea-level pressure (Pa) at points; lat/lon in degrees, t in seconds."""
-    return _background(cfg, waves, lat, lon, t, grad=False)
 
 
 def _balance(cfg: HurricaneWorldConfig, lat, py, px):
@@ -612,15 +604,6 @@ def land_sea_mask(lat, lon, source: str = "auto") -> xr.DataArray:
 # --------------------------------------------------------------------------- statistics
 
 
-def _hours(ds: xr.Dataset) -> np.ndarray:
-    import cftime
-
-    t = ds["time"].values
-    if t.size and isinstance(t[0], cftime.datetime):
-        return np.asarray(cftime.date2num(list(t), "hours since 0001-01-01", calendar=t[0].calendar), float)
-    return (t - t[0]).astype("timedelta64[s]").astype(float) / 3600.0
-
-
 def _great_circle_m(lat1, lon1, lat2, lon2):
     p1, p2 = lat1 * _DEG, lat2 * _DEG
     dl = (lon2 - lon1) * _DEG
@@ -642,7 +625,7 @@ def summarize(ds: xr.Dataset) -> dict:
     speed = np.hypot(ds["U850"].values.astype(float), ds["V850"].values.astype(float))
     out["grid_min_psl_hpa"] = float(ds["PSL"].values.min()) / 100.0
     out["grid_max_wind"] = float(speed.max())
-    hrs = _hours(ds)
+    hrs = hours_since(ds["time"].values)
     lat = ds["track_lat"].values.astype(float)
     lon = ds["track_lon"].values.astype(float)
     n_storms = lat.shape[0]

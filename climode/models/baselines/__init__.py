@@ -1,7 +1,8 @@
 """Baseline forecasters that share the Vid-ODE model interface.
 
 ``model(inputs, input_times, query_times, input_mask=None, static=None)``
-returns a :class:`~climode.models.vidode.VidODEOutput`, so every baseline is
+returns a :class:`~climode.models.base.ForecastOutput` (the
+:class:`~climode.models.base.ForecastModel` call), so every baseline is
 scored exactly like the model.  :mod:`.reference` holds the parameter-free
 reference forecasts (persistence, pysteps extrapolation, wind advection).
 """

@@ -1,7 +1,7 @@
 """Reference frame interpolations a video user compares a model with.
 
 Both follow the shared model interface ``model(inputs, input_times, query_times,
-input_mask=None)`` -> :class:`~climode.models.vidode.VidODEOutput` with frames
+input_mask=None)`` -> :class:`~climode.models.base.ForecastOutput` with frames
 ``[B, K, C, H, W]``.  A query between two observed frames a < s < b, at the
 fraction w = (s - a) / (b - a), gets:
 
@@ -27,8 +27,8 @@ import torch
 from torch import nn
 
 from climode.errors import require
+from climode.models.base import ForecastOutput
 from climode.models.baselines.reference import ReferenceConfig, _prepare
-from climode.models.vidode import VidODEOutput
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ class _Interpolation(nn.Module):
     def between(self, first: np.ndarray, second: np.ndarray, w: float) -> np.ndarray:
         raise NotImplementedError
 
-    def forward(self, inputs, input_times, query_times, input_mask=None, static=None) -> VidODEOutput:
+    def forward(self, inputs, input_times, query_times, input_mask=None, static=None) -> ForecastOutput:
         batch = _prepare(inputs, input_times, query_times, input_mask, self.config.in_channels)
         frames = inputs.detach().float().cpu().numpy()
         out = np.empty((*batch.queries.shape, *frames.shape[2:]), dtype=np.float32)
@@ -69,7 +69,7 @@ class _Interpolation(nn.Module):
             for k, s in enumerate(batch.queries[b]):
                 i, j, w = _neighbours(batch.times[b], observed, float(s))
                 out[b, k] = frames[b, i] if i == j else self.between(frames[b, i], frames[b, j], w)
-        return VidODEOutput(frames=torch.from_numpy(out).to(inputs.device))
+        return ForecastOutput(frames=torch.from_numpy(out).to(inputs.device))
 
 
 class FrameBlend(_Interpolation):

@@ -37,6 +37,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from climode.errors import ConfigError, ModelInputError
+from climode.models.base import ForecastOutput
 from climode.models.baselines.recurrent import (
     BaselineConfig,
     FrameDecoder,
@@ -47,11 +48,11 @@ from climode.models.baselines.recurrent import (
 from climode.models.config import SolverConfig
 from climode.models.convgru import ConvGRUCell
 from climode.models.encoder import ConvEncoder, Z0Head, ode_rnn_encode
+from climode.models.latent import kl_standard_normal
 from climode.models.odefunc import ODEFunc
 from climode.models.precision import autocast
 from climode.models.timeline import plan_encoder, union_times
-from climode.models.vidode import VidODEOutput, solve_from_origin
-from climode.training.losses import kl_standard_normal
+from climode.models.vidode import solve_from_origin
 
 
 @dataclass
@@ -298,7 +299,7 @@ class LatentODE(ODEDecoding, nn.Module):
         with autocast(cfg, x.device):
             return self.to_latent(self.encoder(x).float())
 
-    def forward(self, inputs, input_times, query_times, input_mask=None, static=None, sample_z0=None) -> VidODEOutput:
+    def forward(self, inputs, input_times, query_times, input_mask=None, static=None, sample_z0=None) -> ForecastOutput:
         cfg = self.config
         sample = resolve_sample(cfg, sample_z0)
         times, queries, mask, obs = prepare_inputs(self, inputs, input_times, query_times, input_mask, static)
@@ -332,7 +333,7 @@ class LatentODE(ODEDecoding, nn.Module):
             extra["nll"] = self.gaussian_nll(self.decode_latent(at_in, enc_size), target)
         if cfg.variational and sample:
             extra["kl"] = self.kl_per_cell(mean, std, int((mask > 0).sum()) * inputs[0, 0].numel(), batch)
-        return VidODEOutput(
+        return ForecastOutput(
             frames=frames,
             z0_mean=mean,
             z0_std=std,

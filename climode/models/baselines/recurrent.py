@@ -30,12 +30,13 @@ import torch
 from torch import nn
 
 from climode.errors import ConfigError, ModelInputError
+from climode.models.base import ForecastOutput
 from climode.models.config import ConvModelSizes, ModelConfig, SolverConfig, from_dict
 from climode.models.convgru import ConvGRUCell
 from climode.models.encoder import ConvEncoder
 from climode.models.precision import autocast
 from climode.models.timeline import TIME_EPS, EncoderPlan, observed_times, plan_decoder
-from climode.models.vidode import VidODE, VidODEOutput, prepare_call
+from climode.models.vidode import VidODE, prepare_call
 
 log = logging.getLogger(__name__)
 
@@ -303,7 +304,7 @@ class ConvGRUBaseline(nn.Module):
         with autocast(self.config, frames.device):
             return self.encoder(frames).float()
 
-    def forward(self, inputs, input_times, query_times, input_mask=None, static=None, sample_z0=None) -> VidODEOutput:
+    def forward(self, inputs, input_times, query_times, input_mask=None, static=None, sample_z0=None) -> ForecastOutput:
         cfg = self.config
         resolve_sample(cfg, sample_z0)
         times, queries, mask, obs = prepare_inputs(self, inputs, input_times, query_times, input_mask, static)
@@ -356,7 +357,7 @@ class ConvGRUBaseline(nn.Module):
                                torch.as_tensor(remaining[branch], device=device, dtype=torch.float32))
             with autocast(cfg, device):
                 out[dev(np.flatnonzero(branch))] = self.decoder(h_b)
-        return VidODEOutput(
+        return ForecastOutput(
             frames=out.view(b_count, k_count, *out.shape[1:]),
             prev_times=plan.query_prev_time,
             nfe_encoder=n_enc,

@@ -2,7 +2,7 @@
 
 Three parameter-free forecasters that follow the shared model interface
 ``model(inputs, input_times, query_times, input_mask=None, static=None)`` and
-return a :class:`~climode.models.vidode.VidODEOutput` with ``frames``
+return a :class:`~climode.models.base.ForecastOutput` with ``frames``
 [B, K, C, H, W], so ``climode evaluate`` scores them on the same windows:
 
 * :class:`Persistence` - the last observed frame at or before each query.
@@ -33,7 +33,8 @@ import torch
 from torch import nn
 
 from climode.errors import ConfigError, MissingDependencyError, ModelInputError, require
-from climode.models.vidode import VidODEOutput
+from climode.grid import is_global_lon
+from climode.models.base import ForecastOutput
 
 log = logging.getLogger(__name__)
 
@@ -223,10 +224,10 @@ class Persistence(nn.Module):
         super().__init__()
         self.config = config or ReferenceConfig(**({} if in_channels is None else {"in_channels": in_channels}))
 
-    def forward(self, inputs, input_times, query_times, input_mask=None, static=None) -> VidODEOutput:
+    def forward(self, inputs, input_times, query_times, input_mask=None, static=None) -> ForecastOutput:
         """Frames [B, K, C, H, W] copied exactly from the inputs."""
         batch = _prepare(inputs, input_times, query_times, input_mask, self.config.in_channels)
-        return VidODEOutput(frames=_gather(inputs, _persistence_index(batch)))
+        return ForecastOutput(frames=_gather(inputs, _persistence_index(batch)))
 
 
 # --------------------------------------------------------------------------- pysteps
@@ -333,7 +334,7 @@ class PystepsExtrapolation(nn.Module):
             velocity = disp / gaps.sum()
         return np.nan_to_num(velocity, nan=0.0, posinf=0.0, neginf=0.0)
 
-    def forward(self, inputs, input_times, query_times, input_mask=None, static=None) -> VidODEOutput:
+    def forward(self, inputs, input_times, query_times, input_mask=None, static=None) -> ForecastOutput:
         """Frames [B, K, C, H, W]: extrapolated for queries after the last observation, else persistence."""
         cfg = self.config
         batch = _prepare(inputs, input_times, query_times, input_mask, cfg.in_channels)
@@ -360,7 +361,7 @@ class PystepsExtrapolation(nn.Module):
                 kw.update(cfg.extrap_kwargs)
                 out = self._extrapolate(last, velocity, grid, vel_timestep=1.0, **kw)
                 frames[s, ahead, c] = out[pos]
-        return VidODEOutput(frames=torch.as_tensor(frames, dtype=inputs.dtype, device=inputs.device))
+        return ForecastOutput(frames=torch.as_tensor(frames, dtype=inputs.dtype, device=inputs.device))
 
 
 # --------------------------------------------------------------------------- wind advection
@@ -441,10 +442,10 @@ class WindAdvection(nn.Module):
             if not ((d > 0).all() or (d < 0).all()):
                 raise ConfigError(f"{name} must be strictly monotonic")
         dlon = np.gradient(lon)
-        if cfg.wrap_lon:
-            span = abs(lon[-1] - lon[0]) + abs(np.mean(np.diff(lon)))
-            if abs(span - 360.0) > 0.5 * abs(np.mean(np.diff(lon))):
-                raise ConfigError(f"wrap_lon needs a global longitude grid; this one spans {span:.2f} degrees")
+        if cfg.wrap_lon and not is_global_lon(lon):
+            span = abs(lon[-1] - lon[0]) + abs(np.median(np.diff(lon)))
+            raise ConfigError(f"wrap_lon needs a global longitude grid (evenly spaced, once round); this one spans "
+                              f"{span:.2f} degrees")
         n_ch = cfg.in_channels
         mean = np.zeros(n_ch) if mean is None else np.asarray(mean, dtype=np.float64)
         std = np.ones(n_ch) if std is None else np.asarray(std, dtype=np.float64)
@@ -503,7 +504,7 @@ class WindAdvection(nn.Module):
             x, y = x - dx, y - dy
         return x, y
 
-    def forward(self, inputs, input_times, query_times, input_mask=None, static=None) -> VidODEOutput:
+    def forward(self, inputs, input_times, query_times, input_mask=None, static=None) -> ForecastOutput:
         """Frames [B, K, C, H, W] advected to each lead; persistence at or before the last observation."""
         cfg = self.config
         batch = _prepare(inputs, input_times, query_times, input_mask, cfg.in_channels)
@@ -529,4 +530,4 @@ class WindAdvection(nn.Module):
                 x, y = self._departure(wind[r], lead[r], int(n))
                 out = _bilinear(src[r], x, y, cfg.wrap_lon).to(inputs.dtype)
                 frames[torch.as_tensor(sb[rows], device=dev), torch.as_tensor(sk[rows], device=dev)] = out
-        return VidODEOutput(frames=frames)
+        return ForecastOutput(frames=frames)

@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from climode.errors import ConfigError
+from climode.models.base import ForecastOutput
 from climode.models.baselines.latent_ode import ODEDecoding
 from climode.models.baselines.recurrent import (
     BaselineConfig,
@@ -53,7 +54,6 @@ from climode.models.convgru import ConvGRUCell
 from climode.models.encoder import ConvEncoder, Z0Head
 from climode.models.odefunc import ODEFunc
 from climode.models.precision import autocast
-from climode.models.vidode import VidODEOutput
 
 
 @dataclass
@@ -115,7 +115,7 @@ class SimpleODE(ODEDecoding, nn.Module):
         self.decoder_ode = ODEFunc(cfg.latent_dim, cfg.ode_hidden)  # f_theta
         self.decoder = FrameDecoder(cfg.latent_dim, cfg.in_channels, cfg.n_downs)  # p_psi
 
-    def forward(self, inputs, input_times, query_times, input_mask=None, static=None, sample_z0=None) -> VidODEOutput:
+    def forward(self, inputs, input_times, query_times, input_mask=None, static=None, sample_z0=None) -> ForecastOutput:
         cfg = self.config
         resolve_sample(cfg, sample_z0)
         times, queries, mask, obs = prepare_inputs(self, inputs, input_times, query_times, input_mask, static)
@@ -134,7 +134,7 @@ class SimpleODE(ODEDecoding, nn.Module):
                 extra["input_recon"] = cfg.input_recon_weight * recon
             if cfg.latent_weight:
                 extra["latent_match"] = cfg.latent_weight * (feats - at_in).square().mean()
-        return VidODEOutput(frames=frames, nfe_decoder=self.decoder_ode.nfe, extra_losses=extra)
+        return ForecastOutput(frames=frames, nfe_decoder=self.decoder_ode.nfe, extra_losses=extra)
 
 
 class SimpleODEVAE(ODEDecoding, nn.Module):
@@ -150,7 +150,7 @@ class SimpleODEVAE(ODEDecoding, nn.Module):
         self.decoder_ode = ODEFunc(latent, cfg.ode_hidden)  # f_theta
         self.decoder = FrameDecoder(latent, cfg.in_channels, cfg.n_downs)  # mu_psi
 
-    def forward(self, inputs, input_times, query_times, input_mask=None, static=None, sample_z0=None) -> VidODEOutput:
+    def forward(self, inputs, input_times, query_times, input_mask=None, static=None, sample_z0=None) -> ForecastOutput:
         cfg = self.config
         sample = resolve_sample(cfg, sample_z0)
         times, queries, mask, obs = prepare_inputs(self, inputs, input_times, query_times, input_mask, static)
@@ -172,7 +172,7 @@ class SimpleODEVAE(ODEDecoding, nn.Module):
             extra["kl"] = self.kl_per_cell(mean, std, int((mask > 0).sum()) * inputs[0, 0].numel(), inputs.shape[0])
         if cfg.elbo_on_inputs:
             extra["nll"] = self.gaussian_nll(self.decode_latent(at_in, None), _observed(inputs, mask))
-        return VidODEOutput(
+        return ForecastOutput(
             frames=frames,
             z0_mean=mean,
             z0_std=std,

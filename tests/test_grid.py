@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from climode.forecast.forecaster import regrid
+from climode.grid import is_global_lon, regrid
 
 
 def field(lat, lon):
@@ -33,8 +33,6 @@ def test_missing_cells_neither_fray_nor_spread():
 
 
 def test_longitude_is_periodic_on_a_global_grid():
-    from climode.forecast.forecaster import is_global_lon
-
     lat, lon = np.arange(-60.0, 61.0, 5.0), np.arange(0.0, 360.0, 2.5)
     la, lo = np.meshgrid(lat, lon, indexing="ij")
     values = 100000 + 500 * np.cos(np.deg2rad(lo)) + 300 * np.sin(np.deg2rad(2 * lo)) + 10 * la
@@ -79,3 +77,45 @@ def test_unknown_regrid_method_is_refused():
     src = field(np.arange(0.0, 5.0), np.arange(0.0, 5.0))
     with pytest.raises(ClimodeError, match="bilinear or conservative"):
         regrid(src, src.lat.values, src.lon.values, method="cubic")
+
+
+@pytest.mark.parametrize("lon", [
+    np.arange(0.0, 360.0, 2.5),  # 0..360
+    np.arange(-180.0, 180.0, 1.0),  # -180..180
+    np.arange(357.5, -0.1, -2.5),  # descending, as cyclone detection accepts
+    np.arange(0.0, 360.0, 0.25).astype(np.float32),  # float32 rounding of the steps
+    np.array([0.0, 120.0, 240.0]),  # three cells are enough
+])
+def test_axes_once_round_the_globe_are_global(lon):
+    assert is_global_lon(lon)
+
+
+@pytest.mark.parametrize("lon", [
+    np.arange(255.0, 356.0, 1.5),  # a regional box
+    np.arange(0.0, 360.1, 2.5),  # the seam column twice: 361 x 1 step is not 360
+    np.array([0.0, 180.0]),  # fewer than 3
+    np.r_[np.arange(0.0, 180.0, 2.5), np.arange(181.0, 360.0, 2.5)],  # one uneven step
+    np.r_[np.arange(180.0, 360.0, 2.5), np.arange(0.0, 180.0, 2.5)],  # a seam inside the axis
+    np.full(144, 10.0),  # no step at all
+])
+def test_other_axes_are_not(lon):
+    assert not is_global_lon(lon)
+
+
+def test_wrapped_columns_repeat_the_far_side_of_the_seam():
+    from climode.grid import _wrap_lon
+
+    lon = np.arange(0.0, 360.0, 90.0)
+    values, ext = _wrap_lon(np.arange(8.0).reshape(2, 4), lon)
+    assert ext.tolist() == [-180.0, -90.0, 0.0, 90.0, 180.0, 270.0, 360.0, 450.0]
+    assert values[0].tolist() == [2.0, 3.0, 0.0, 1.0, 2.0, 3.0, 0.0, 1.0]
+
+
+def test_regridding_a_global_field_onto_itself_changes_nothing_at_the_seam():
+    lat, lon = np.arange(-30.0, 31.0, 10.0), np.arange(0.0, 360.0, 30.0)
+    values = np.random.default_rng(0).normal(size=(lat.size, lon.size))
+    src = xr.Dataset({"PSL": (("lat", "lon"), values)}, coords={"lat": lat, "lon": lon})
+    np.testing.assert_allclose(regrid(src, lat, lon)["PSL"].values, values, rtol=1e-12)
+    # half a cell past 330 E is the mean of the 330 E and 0 E columns
+    out = regrid(src, lat, np.array([345.0, -15.0]))["PSL"].values
+    np.testing.assert_allclose(out, np.stack([(values[:, -1] + values[:, 0]) / 2] * 2, axis=1), rtol=1e-12)
