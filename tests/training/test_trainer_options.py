@@ -180,6 +180,7 @@ def _ddp_worker(rank, world, store, out):
         except NonFiniteError as exc:
             verdict = str(exc)
         out.put((rank, [g.tolist() for g in gathered], verdict))
+        torch.distributed.barrier()  # as the trainer does: no rank tears gloo down while the other still talks
     finally:
         torch.distributed.destroy_process_group()
 
