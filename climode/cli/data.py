@@ -54,6 +54,9 @@ def register(subparsers) -> None:
     p_synth.add_argument("--spinup-days", type=float, help="atmosphere: model days run and discarded first "
                                                            "(default 120)")
     p_synth.add_argument("--dt-minutes", type=float, help="atmosphere: time step (default by resolution)")
+    p_synth.add_argument("--output-hours", type=int,
+                         help="atmosphere: hours between written frames, a whole number of time steps (default 3; "
+                              "1 gives targets between a 3-hour decoder grid)")
     p_synth.add_argument("--cyclones-per-day", type=float,
                          help="atmosphere: genesis rate of tropical cyclones over the globe (default 0.4)")
     p_synth.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -190,7 +193,7 @@ def _synth(args: argparse.Namespace) -> int:
     return 0
 
 
-_ATMOSPHERE_OPTIONS = ("years", "layers", "spinup_days", "dt_minutes", "cyclones_per_day")
+_ATMOSPHERE_OPTIONS = ("years", "layers", "spinup_days", "dt_minutes", "output_hours", "cyclones_per_day")
 
 
 def _synth_atmosphere(args: argparse.Namespace) -> int:
@@ -199,7 +202,7 @@ def _synth_atmosphere(args: argparse.Namespace) -> int:
 
     if args.days is not None and args.years is not None:
         raise ConfigError("give --years or --days, not both")
-    params = {k: getattr(args, k) for k in ("layers", "spinup_days", "dt_minutes", "cyclones_per_day")
+    params = {k: getattr(args, k) for k in ("layers", "spinup_days", "dt_minutes", "output_hours", "cyclones_per_day")
               if getattr(args, k) is not None}
     if args.resolution is not None:
         params["resolution"] = args.resolution

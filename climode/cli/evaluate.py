@@ -21,6 +21,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="comma-separated: persistence, advection (by the 850 hPa wind; climate only), pysteps "
                         "(Lucas-Kanade), pysteps_vet (default: persistence,advection for climate fields, "
                         "persistence,pysteps for video)")
+    p.add_argument("--region", metavar="BASIN",
+                   help="climate: score inside this basin (code such as NA, SP, SI, alias or lat=..,lon=.. box; "
+                        "default: the checkpoint's training region on its own data, else the whole domain)")
     p.add_argument("--windows", type=int, default=240, help="number of windows (default: %(default)s)")
     p.add_argument("--sequences", type=int, default=4, help="held-out sequences (seasons) to draw windows from")
     p.add_argument("--batch-size", type=int, default=8,
@@ -85,6 +88,9 @@ def run(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     record = args.whole_record or is_evaluation_only(args.data)
+    if args.region and record:
+        raise ConfigError("--region applies to held-out windows of a split; an evaluation-only record is scored "
+                          "on its whole domain")
     if args.leads and not record:
         raise ConfigError("--leads applies to an evaluation-only record (--whole-record); other data use the "
                           "checkpoint's protocol")
@@ -102,7 +108,8 @@ def run(args: argparse.Namespace) -> int:
     config = EvaluationConfig(data=args.data, split=args.split, n_sequences=args.sequences, windows=args.windows,
                               batch_size=args.batch_size, seed=args.seed,
                               climatology_sequences=args.climatology_sequences, clips=args.clips,
-                              lpips_weights=args.lpips_weights, interpolate=args.interpolate, **chosen)
+                              lpips_weights=args.lpips_weights, interpolate=args.interpolate, region=args.region,
+                              **chosen)
     model = load_model(args.checkpoint, args.device, video=True)
     return _write(args, evaluate(model, config, progress=not args.quiet))
 

@@ -131,6 +131,7 @@ class WindowDataset(Dataset):
         *,
         stride: int = 1,
         channel_dim: str = "channel",
+        mirror_equator: bool = False,
     ):
         if protocol is None or not isinstance(protocol, WindowProtocol):
             raise ConfigError(f"protocol must be a climode.data.sampling protocol, got {protocol!r}")
@@ -177,6 +178,11 @@ class WindowDataset(Dataset):
         self.static = static
         self._static = [None if static is None else static.build(seq, f"sequence {i}")
                         for i, seq in enumerate(self._sequences)]
+        self.mirror_equator = bool(mirror_equator)
+        self._negate = np.array([is_meridional_wind(c) for c in self.channels], dtype=bool)
+        if self.mirror_equator:
+            for i, seq in enumerate(self._sequences):
+                check_mirror_symmetric(seq, f"sequence {i}")
         self._pid = os.getpid()
         log.info("WindowDataset: %d sequences, %d windows, channels %s, %s",
                  len(self._sequences), self.n_windows, list(self.channels), protocol)
@@ -274,5 +280,55 @@ class WindowDataset(Dataset):
         }
         if self._static[seq_id] is not None:
             item["static"] = torch.from_numpy(self._static[seq_id])
+        if self.mirror_equator and mirror_draw(self.seed, self.epoch, index):
+            item = mirror_item(item, self._negate)
         return item
+
+
+# --------------------------------------------------------------------------- mirror augmentation
+#: meridional wind components by name (V850, VBOT, v, v850, vas): the sign flips under the mirror
+_MERIDIONAL = ("V", "VBOT", "v", "vas")
+
+
+def is_meridional_wind(name: str) -> bool:
+    """True for a northward wind component (``V850``, ``VBOT``, ``v``, ``v850``, ``vas``)."""
+    stripped = name.rstrip("0123456789")
+    return stripped in _MERIDIONAL
+
+
+def check_mirror_symmetric(seq: FrameSequence, name: str) -> None:
+    """The equator mirror maps rows onto rows: latitudes symmetric about 0, ascending or descending."""
+    lat = getattr(seq, "lat", None)
+    if lat is None:
+        raise ConfigError(f"{name} has no latitude coordinate: the equator mirror needs one; "
+                          "set data.mirror_equator: false")
+    lat = np.asarray(lat, dtype=np.float64)
+    if lat.size < 2 or not np.allclose(lat, -lat[::-1], atol=1e-6 * max(1.0, float(np.abs(lat).max()))):
+        raise ConfigError(f"{name} has latitudes {lat.min():g} to {lat.max():g} that are not symmetric about the "
+                          "equator, so the mirror would not map the grid onto itself; train on a global or "
+                          "equator-symmetric region, or set data.mirror_equator: false")
+
+
+def mirror_draw(seed: int, epoch: int, index: int) -> bool:
+    """Whether window ``index`` of ``epoch`` is mirrored: a fair coin, a pure function of the three."""
+    rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(int(seed), spawn_key=(0x4D1, int(epoch),
+                                                                                            int(index)))))
+    return bool(rng.random() < 0.5)
+
+
+def mirror_item(item: dict[str, torch.Tensor], negate: np.ndarray) -> dict[str, torch.Tensor]:
+    """A window reflected about the equator: rows reversed, the meridional wind's sign flipped.
+
+    A Northern Hemisphere state becomes a valid Southern Hemisphere one (the
+    Coriolis parameter changes sign with latitude, so a counter-clockwise low
+    becomes a clockwise one and a poleward drift stays poleward).
+    """
+    out = dict(item)
+    sign = torch.from_numpy(np.where(negate, -1.0, 1.0).astype(np.float32))[:, None, None]
+    for key in ("inputs", "targets"):
+        out[key] = torch.flip(item[key], dims=(-2,)) * sign
+    for key in ("valid", "static"):
+        if key in item:
+            out[key] = torch.flip(item[key], dims=(-2,))
+    return out
 

@@ -66,6 +66,9 @@ class EvaluationConfig:
     lpips_weights: str | None = None
     #: video: score interpolation instead: inputs every ``interpolate`` frames, targets the frames between
     interpolate: int | None = None
+    #: climate: score inside this basin (code, alias or box); None = the checkpoint's training region on its
+    #: own data, the whole domain of other data
+    region: str | None = None
 
     def __post_init__(self) -> None:
         if self.baselines is None:
@@ -79,6 +82,10 @@ class EvaluationConfig:
             raise ConfigError(f"interpolate must be a factor >= 2 (inputs every k frames), got {self.interpolate}")
         if self.clips is not None and self.clips < 1:
             raise ConfigError(f"clips must be >= 1 or None, got {self.clips}")
+        if self.region is not None:
+            from climode.basins import resolve_region
+
+            resolve_region(self.region)  # a ConfigError naming the known basins and the box syntax
         if self.climatology_sequences is not None and self.climatology_sequences < 1:
             raise ConfigError(f"climatology_sequences must be >= 1 or None, got {self.climatology_sequences}")
 
@@ -99,7 +106,9 @@ def _data_section(forecaster, config: EvaluationConfig):
     section.seeds = None
     section.n_sequences = config.n_sequences
     section.static = list(forecaster.static)
-    if config.data != recipe_data.get("dataset"):
+    if config.region is not None:
+        section.region = config.region
+    elif config.data != recipe_data.get("dataset"):
         section.region = None
     return section
 
@@ -218,12 +227,13 @@ def evaluate(forecaster, config: EvaluationConfig | None = None, progress: bool 
     counts = {"n_windows": len(dataset), "n_storms": storms.distinct(sequences) if tracks is not None else 0,
               "n_storm_times": storms.storm_times}
     return climate_results(forecaster, fields, tracks, counts, sequences, sorted(leads_seen), clim_meta,
-                           data=config.data, split=config.split, seed=config.seed, bootstrap=config.bootstrap)
+                           data=config.data, split=config.split, seed=config.seed, bootstrap=config.bootstrap,
+                           region=section.region)
 
 
 def climate_results(forecaster, fields: dict[str, FieldScorer], tracks: dict[str, TrackScorer] | None,
                     counts: dict[str, int], sequences, leads, climatology: dict[str, Any], *, data: Any, split: str,
-                    seed: int, bootstrap: int) -> dict[str, Any]:
+                    seed: int, bootstrap: int, region: str | None = None) -> dict[str, Any]:
     """Every system's field (and track) scores per lead and overall, and the meta block, in climode's JSON schema."""
     out: dict[str, Any] = {}
     ci: dict[str, Any] = {}
@@ -246,6 +256,7 @@ def climate_results(forecaster, fields: dict[str, FieldScorer], tracks: dict[str
         "n_storm_times": counts["n_storm_times"],
         "data": data,
         "split": split,
+        "region": region,
         "seeds": [int(s.attrs.get("climode_seed", -1)) for s in sequences],
         "window_seed": seed,
         "lead_hours": [float(h) for h in leads],

@@ -106,6 +106,9 @@ def build_training_data(section: DataSection, multiple: int, seed: int, *,
     """
     protocol = get_protocol(section.protocol, **section.protocol_args)
     if is_video(section.dataset):
+        if section.mirror_equator:
+            raise ConfigError(f"data.mirror_equator reflects climate fields about the equator; {section.dataset!r} is "
+                              "a video dataset: set data.mirror_equator: false")
         train_frames = video_sequences(section, section.split)
         val_frames = video_sequences(section, section.validation_split) if section.validation_split else None
         normalizer = Normalizer.identity([f"c{i}" for i in range(train_frames.shape[2])])
@@ -124,7 +127,8 @@ def build_training_data(section: DataSection, multiple: int, seed: int, *,
     normalizer = training_stats(section, train_seqs, multiple, stats_path)
     static = static_channels(section, train_seqs[0])
     train = WindowDataset(train_seqs, section.variables, protocol, normalizer, seed=seed,
-                          samples_per_epoch=section.samples_per_epoch, static=static)
+                          samples_per_epoch=section.samples_per_epoch, static=static,
+                          mirror_equator=section.mirror_equator)
     validation = None
     entry = catalog_entry(section.dataset)
     is_file = entry is None or entry.driver != "synthetic"

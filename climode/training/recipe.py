@@ -76,6 +76,9 @@ class DataSection:
     #: file datasets: the time period of each split, e.g. {train: 1996-01-01/2003-12-31,
     #: validation: 2004-01-01/2004-12-31, test: 2005-01-01/2005-12-31} (inclusive ISO dates)
     periods: dict[str, str] | None = None
+    #: augment: reflect half the training windows about the equator (rows reversed, V negated), so a
+    #: Northern Hemisphere state becomes a Southern one; needs latitudes symmetric about 0
+    mirror_equator: bool = False
     #: train on the held-out test split anyway (every later score on it is then a score on training data)
     unsafe_train_on_test_split: bool = False
 

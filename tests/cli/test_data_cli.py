@@ -130,3 +130,11 @@ def test_synth_atmosphere_writes_a_store_that_climode_opens(tmp_path, capsys):
     assert "grid spacing in degrees" in capsys.readouterr().err
     assert main(["data", "synth", "atmosphere", "--output", str(tmp_path / "a.zarr"), "--resolution", "T5"]) == 2
     assert "T21, T31, T42" in capsys.readouterr().err
+    # --output-hours: hourly frames (targets between a 3-hour decoder grid); not a hurricane-world option
+    hourly = tmp_path / "hourly.zarr"
+    assert main([*args[:3], "--output", str(hourly), *args[5:]] + ["--output-hours", "1"]) == 0
+    capsys.readouterr()
+    assert main(["data", "inspect", str(hourly)]) == 0
+    assert "12 steps, every 1 h" in capsys.readouterr().out
+    assert main(["data", "synth", "hurricanes", "--output", str(tmp_path / "h2.nc"), "--output-hours", "1"]) == 2
+    assert "--output-hours" in capsys.readouterr().err

@@ -175,3 +175,53 @@ def test_a_period_without_data_is_an_error(archive):
 def test_evaluation_only_data_is_never_trained_on():
     with pytest.raises(ConfigError, match="evaluation_only.*never train"):
         build_training_data(DataSection(dataset="ncl_storm_1996", split=None), 2, 0)
+
+
+def test_equator_mirror_reflects_half_the_windows_and_flips_v(cam_like, tmp_path, monkeypatch):
+    """data.mirror_equator: about half the windows come reversed in latitude with V negated; the rest unchanged."""
+    monkeypatch.setenv("CLIMODE_CACHE", str(tmp_path / "cache"))
+    ds = cam_like(nt=24, nlat=8, nlon=8, step_hours=3.0)  # latitudes -20..20, symmetric about the equator
+    ds.to_netcdf(tmp_path / "sym.nc")
+    plain = build_training_data(_section(str(tmp_path / "sym.nc"), samples_per_epoch=40, static=["cos_lat"]),
+                                multiple=4, seed=0)
+    mirrored = build_training_data(_section(str(tmp_path / "sym.nc"), samples_per_epoch=40, static=["cos_lat"],
+                                            mirror_equator=True), multiple=4, seed=0)
+    n_flipped = 0
+    for i in range(40):
+        a, b = plain.train[i], mirrored.train[i]
+        assert torch.equal(a["input_times"], b["input_times"])  # the same window either way
+        if torch.equal(a["inputs"], b["inputs"]):
+            assert torch.equal(a["targets"], b["targets"])
+            continue
+        n_flipped += 1
+        for key in ("inputs", "targets"):
+            flipped = torch.flip(a[key], dims=(-2,))
+            assert torch.equal(b[key][:, [0, 2]], flipped[:, [0, 2]])  # U, PSL: rows reversed
+            assert torch.equal(b[key][:, 1], -flipped[:, 1])  # V: rows reversed and negated
+        assert torch.equal(b["static"], torch.flip(a["static"], dims=(-2,)))
+    assert 10 <= n_flipped <= 30
+
+
+def test_equator_mirror_turns_a_northern_low_into_a_southern_one():
+    """A counter-clockwise low north of the equator becomes a clockwise low as far south of it."""
+    from climode.data.windows import mirror_item
+
+    lat = np.linspace(-30, 30, 13)
+    lon = np.linspace(0, 60, 13)
+    y, x = np.meshgrid(lat - 15.0, lon - 30.0, indexing="ij")  # centre at 15N, 30E
+    u, v = -y * np.exp(-(x**2 + y**2) / 50), x * np.exp(-(x**2 + y**2) / 50)  # counter-clockwise
+    psl = -np.exp(-(x**2 + y**2) / 50)
+    frame = torch.tensor(np.stack([u, v, psl])[None], dtype=torch.float32)
+    out = mirror_item({"inputs": frame, "targets": frame}, np.array([False, True, False]))["inputs"][0]
+    row = int(np.argmin(out[2].numpy().min(axis=1)))
+    assert lat[row] == pytest.approx(-15.0)  # the low is now at 15S
+    dv_dx = np.gradient(out[1].numpy(), axis=1)
+    du_dy = np.gradient(out[0].numpy(), axis=0)
+    vorticity = (dv_dx - du_dy)[row, 6]
+    assert vorticity < 0  # clockwise: cyclonic in the Southern Hemisphere
+
+
+def test_equator_mirror_needs_symmetric_latitudes(archive):
+    _, pattern = archive  # latitudes -20..20 on 5 rows, padded to 8 at the northern end
+    with pytest.raises(ConfigError, match="not symmetric about the equator"):
+        build_training_data(_section(pattern, mirror_equator=True), multiple=4, seed=0)

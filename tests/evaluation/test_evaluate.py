@@ -165,3 +165,19 @@ def test_climatology_time_mean_streams_over_dask_chunks():
     np.testing.assert_allclose(out[1:, 1:], expected[1:, 1:], rtol=1e-6)
     np.testing.assert_allclose(out[0, 1:], np.nanmean(np.concatenate([a, b])[:, 0, 1:], axis=0), rtol=1e-6)
     assert np.isnan(out[0, 0])
+
+
+def test_region_scores_inside_the_basin(forecaster, results):
+    """--region: the same checkpoint scored inside a sub-box of its domain: fewer cells, the box in the meta."""
+    box = "lat=20:40,lon=280:320"
+    inside = evaluate(forecaster, EvaluationConfig(**{**SMALL, "tracks": False, "baselines": ["persistence"],
+                                                      "region": box}), progress=False)
+    assert inside["meta"]["region"] == box
+    assert results["meta"]["region"] == forecaster.meta.recipe_data.get("region")
+    # a different domain gives different scores (the whole domain's are not reused)
+    assert inside["persistence"]["overall"]["PSL"]["rmse"] != results["persistence"]["overall"]["PSL"]["rmse"]
+
+
+def test_unknown_region_is_an_error():
+    with pytest.raises(ConfigError, match="region|basin"):
+        EvaluationConfig(region="atlantis")
