@@ -162,7 +162,9 @@ def evaluate_record(forecaster, config: RecordEvaluationConfig | None = None, pr
               "n_storm_times": storms.storm_times}
     clim = {"source": "none: an evaluation-only record has no training period, so ACC is not scored"}
     results = climate_results(forecaster, fields, tracks, counts, [ds], leads, clim, data=label, split="whole record",
-                              seed=config.seed, bootstrap=config.bootstrap)
+                              seed=config.seed, bootstrap=config.bootstrap,
+                              model_grid=("the model ran through Forecaster.predict, regridded to its training spacing "
+                                          "and back" if forecaster.regrid_needed(ds) else None))
     meta = results["meta"]
     meta.update({
         "seeds": [],

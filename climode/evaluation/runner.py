@@ -27,6 +27,7 @@ from climode.errors import ConfigError
 from climode.evaluation.heldout import check_held_out, recipe_section
 from climode.evaluation.loop import BASELINE_ALIASES, build_systems, forecast_windows, held_out_windows, window_leads
 from climode.evaluation.report import reproducibility_meta
+from climode.evaluation.model_grid import OnModelGrid
 from climode.evaluation.scorers import (
     FieldScorer,
     StormCentres,
@@ -202,6 +203,14 @@ def evaluate(forecaster, config: EvaluationConfig | None = None, progress: bool 
     lat, lon = sequences[0]["lat"].values, sequences[0]["lon"].values
     climatology, clim_meta = training_climatology(forecaster, section, config, stride)
     systems = build_systems(forecaster, config.baselines, lat=lat, lon=lon)
+    model_grid = None
+    if forecaster.regrid_needed(sequences[0]):  # run the model on its own spacing, as a forecast does
+        systems["model"] = OnModelGrid(forecaster.model, lat, lon, forecaster.grid["dlat"], forecaster.grid["dlon"])
+        model_grid = (f"the model ran on its training spacing ({forecaster.grid['dlat']:g} x "
+                      f"{forecaster.grid['dlon']:g} degrees, {systems['model'].model_shape[0]} x "
+                      f"{systems['model'].model_shape[1]} cells), its inputs and forecasts regridded bilinearly "
+                      f"from and to the data's {len(lat)} x {len(lon)} cells; every system is scored on the data's grid")
+        log.info("%s", model_grid)
     fields = {name: FieldScorer(forecaster.variables, lat, climatology) for name in systems}
     centres = StormCentres(forecaster.variables, lat, lon) if config.tracks and \
         StormCentres.possible(forecaster.variables) else None
@@ -228,12 +237,13 @@ def evaluate(forecaster, config: EvaluationConfig | None = None, progress: bool 
               "n_storm_times": storms.storm_times}
     return climate_results(forecaster, fields, tracks, counts, sequences, sorted(leads_seen), clim_meta,
                            data=config.data, split=config.split, seed=config.seed, bootstrap=config.bootstrap,
-                           region=section.region)
+                           region=section.region, model_grid=model_grid)
 
 
 def climate_results(forecaster, fields: dict[str, FieldScorer], tracks: dict[str, TrackScorer] | None,
                     counts: dict[str, int], sequences, leads, climatology: dict[str, Any], *, data: Any, split: str,
-                    seed: int, bootstrap: int, region: str | None = None) -> dict[str, Any]:
+                    seed: int, bootstrap: int, region: str | None = None,
+                    model_grid: str | None = None) -> dict[str, Any]:
     """Every system's field (and track) scores per lead and overall, and the meta block, in climode's JSON schema."""
     out: dict[str, Any] = {}
     ci: dict[str, Any] = {}
@@ -257,6 +267,7 @@ def climate_results(forecaster, fields: dict[str, FieldScorer], tracks: dict[str
         "data": data,
         "split": split,
         "region": region,
+        "model_grid": model_grid or "the model ran on the data's grid (its training spacing)",
         "seeds": [int(s.attrs.get("climode_seed", -1)) for s in sequences],
         "window_seed": seed,
         "lead_hours": [float(h) for h in leads],

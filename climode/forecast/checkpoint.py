@@ -42,6 +42,8 @@ def load_checkpoint_model(path: str | Path | None = None, device: str | None = "
     from climode.training.checkpoint import load_checkpoint
 
     source = Path(path) if path is not None else BUNDLED
+    if path is not None and not source.exists() and (ZOO / f"{path}.json").exists():
+        source = ZOO / f"{path}.json"  # a bundled model by name (hurricanes_cpu, held_suarez_cpu)
     if path is None and not BUNDLED.exists():
         raise CheckpointError("the bundled model is missing from this installation; pass --checkpoint")
     if not any(p.exists() for p in (source, source.with_suffix(".json"), source.with_suffix(".safetensors"))):

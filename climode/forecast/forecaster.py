@@ -151,7 +151,7 @@ class Forecaster:
         beyond = beyond_trained_horizon(self.max_lead, request.hours, init_hours)
         # the model's grid: regrid if the spacing differs, pad to the encoder stride with NaN
         original = window
-        regridded = self._regrid_needed(window)
+        regridded = self.regrid_needed(window)
         bar = ForecastProgress(self.model, request.hours, in_hours[observed], progress)
         if regridded:
             bar.stage("regridding")
@@ -223,7 +223,8 @@ class Forecaster:
         return np.where(valid[None, None], pred, np.nan), nfe
 
     # ------------------------------------------------------------------ the model's grid
-    def _regrid_needed(self, ds: xr.Dataset) -> bool:
+    def regrid_needed(self, ds: xr.Dataset) -> bool:
+        """True when ``ds``'s grid spacing differs from the model's training grid (by more than 1%)."""
         dlat, dlon = self.grid.get("dlat"), self.grid.get("dlon")
         if not dlat or not dlon or ds.sizes["lat"] < 2 or ds.sizes["lon"] < 2:
             return False
