@@ -60,3 +60,12 @@ def test_members_of_a_stochastic_model_differ_on_a_realization_dim(stochastic, s
     assert "member" not in deterministic.dims
     again = stochastic.predict(sample, "+3h,+6h")
     np.testing.assert_array_equal(deterministic["PSL"].values, again["PSL"].values)
+
+
+def test_a_bundled_model_is_found_by_its_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no file of that name here: the zoo's model is taken
+    by_name = load_model("hurricanes_cpu", "cpu")
+    default = load_model(None, "cpu")
+    assert by_name.path == default.path
+    with pytest.raises(CheckpointError, match="not found"):
+        load_model("no_such_model", "cpu")
