@@ -181,3 +181,20 @@ def test_region_scores_inside_the_basin(forecaster, results):
 def test_unknown_region_is_an_error():
     with pytest.raises(ConfigError, match="region|basin"):
         EvaluationConfig(region="atlantis")
+
+
+def test_summary_row_divides_the_model_by_persistence(results, tmp_path, capsys):
+    from climode.evaluation.summary import main, summary_row
+
+    lead = float(results["meta"]["lead_hours"][0])
+    row = summary_row(results, leads=[lead])
+    expected = results["model"]["leads"][f"{lead:g}"]["PSL"]["rmse"] / \
+        results["persistence"]["leads"][f"{lead:g}"]["PSL"]["rmse"]
+    assert row["ratios"]["PSL"][0] == pytest.approx(expected)
+    assert row["worst_ratio"] == pytest.approx(max(r[0] for r in row["ratios"].values()))
+    assert row["track_km"][1] == pytest.approx(results["persistence"]["overall"]["track"]["track_error_km"])
+    path = tmp_path / "r.json"
+    path.write_text(results_json(results))
+    assert main([str(path), "--leads", f"{lead:g}"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("\n") == 3 and f"{expected:.2f}" in out
