@@ -62,7 +62,8 @@ def main(argv=None) -> int:
         "batch": b, "frames": f"{t} -> {t}", "decoder": args.decoder, "syncs": traffic.n_syncs,
         "uploads": traffic.n_uploads, "float64_ops": sum(traffic.float64.values()),
         "nfe_encoder": out.nfe_encoder, "nfe_decoder": out.nfe_decoder,
-        "sync_sites": dict(traffic.syncs.most_common(8)), "float64_sites": dict(traffic.float64.most_common(4)),
+        "sync_sites": dict(traffic.syncs.most_common(8)), "upload_sites": dict(traffic.uploads.most_common(8)),
+        "float64_sites": dict(traffic.float64.most_common(4)),
     }))
     return 0
 

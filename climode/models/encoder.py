@@ -9,6 +9,7 @@ from torch import nn
 from climode.models.config import SolverConfig
 from climode.models.odefunc import integrate
 from climode.models.timeline import EncoderPlan
+from climode.models.upload import DeviceIndex
 
 
 class ConvEncoder(nn.Module):
@@ -52,16 +53,38 @@ class Z0Head(nn.Module):
         return mean, nn.functional.softplus(raw_std) + 1e-4
 
 
-def ode_rnn_encode(x, lookup: np.ndarray, plan: EncoderPlan, ode: nn.Module, solver: SolverConfig, update) -> torch.Tensor:
+def encoder_indices(lookup: np.ndarray, plan: EncoderPlan, index: DeviceIndex | None = None) -> DeviceIndex:
+    """Register in ``index`` the gathers of :func:`ode_rnn_encode` (computed on the host from the plan)."""
+    index = index if index is not None else DeviceIndex()
+    active = np.arange(lookup.shape[0])
+    for j in range(len(plan.sigma)):
+        samples, frames = plan.updates[j]
+        if len(samples):
+            index.add(("enc_rows", j), np.searchsorted(active, samples))
+            index.add(("enc_x", j), lookup[samples, frames])
+        done = plan.finish[j]
+        if len(done):
+            pos = np.searchsorted(active, done)
+            keep = np.setdiff1d(np.arange(len(active)), pos)
+            index.add(("enc_keep", j), keep)
+            active = active[keep]
+    return index
+
+
+def ode_rnn_encode(x, lookup: np.ndarray, plan: EncoderPlan, ode: nn.Module, solver: SolverConfig, update,
+                   index: DeviceIndex | None = None) -> torch.Tensor:
     """ODE-RNN over the union of per-sample encoder times: each sample's final state.
 
     ``x`` holds the features of the observed frames, ``lookup[b, t]`` the row of
     frame t of sample b.  The state starts at zero, is advanced by ``ode`` across
     each gap of ``plan.sigma`` and updated as ``update(h, x)`` where samples are
-    observed; samples leave the batch once their encoding ends.
+    observed; samples leave the batch once their encoding ends.  ``index``: the
+    gathers of :func:`encoder_indices`, already sent to ``x``'s device (made and
+    sent here when None).
     """
     batch = lookup.shape[0]
-    device = x.device
+    if index is None:
+        index = encoder_indices(lookup, plan).send(x.device)
     hidden = x.new_zeros((batch, *x.shape[1:]), dtype=torch.float32)
     active = np.arange(batch)
     final: dict[int, torch.Tensor] = {}
@@ -69,10 +92,10 @@ def ode_rnn_encode(x, lookup: np.ndarray, plan: EncoderPlan, ode: nn.Module, sol
         if j > 0 and len(active):
             span = torch.tensor([plan.sigma[j - 1], sigma], dtype=torch.float32)
             hidden = integrate(ode, hidden, span, solver)[-1]
-        samples, frames = plan.updates[j]
+        samples, _ = plan.updates[j]
         if len(samples):
-            rows = torch.as_tensor(np.searchsorted(active, samples), device=device)
-            new = update(hidden[rows], x[torch.as_tensor(lookup[samples, frames], device=device)])
+            rows = index[("enc_rows", j)]
+            new = update(hidden[rows], x[index[("enc_x", j)]])
             hidden = hidden.index_copy(0, rows, new)
         done = plan.finish[j]
         if len(done):
@@ -81,5 +104,5 @@ def ode_rnn_encode(x, lookup: np.ndarray, plan: EncoderPlan, ode: nn.Module, sol
                 final[int(s)] = hidden[int(p)]
             keep = np.setdiff1d(np.arange(len(active)), pos)
             active = active[keep]
-            hidden = hidden[torch.as_tensor(keep, device=device)]
+            hidden = hidden[index[("enc_keep", j)]]
     return torch.stack([final[s] for s in range(batch)])

@@ -20,7 +20,7 @@ from climode.models.base import ForecastOutput
 from climode.models.config import MEMORY_SAVING_LEVELS, ModelConfig
 from climode.models.convgru import ConvGRUCell
 from climode.models.decoder import ConvDecoder, DecoderStep, compose, partial_step
-from climode.models.encoder import ConvEncoder, Z0Head, ode_rnn_encode
+from climode.models.encoder import ConvEncoder, Z0Head, encoder_indices, ode_rnn_encode
 from climode.models.odefunc import ODEFunc, integrate
 from climode.models.precision import autocast
 from climode.models.timeline import (
@@ -30,6 +30,7 @@ from climode.models.timeline import (
     plan_decoder,
     plan_encoder,
 )
+from climode.models.upload import DeviceIndex
 
 
 @dataclass
@@ -106,7 +107,8 @@ def _recomputation(frozen, selective):
         yield
 
 
-def validate_inputs(cfg, inputs: torch.Tensor, times: np.ndarray, mask: np.ndarray, static=None) -> None:
+def validate_inputs(cfg, inputs: torch.Tensor, times: np.ndarray, mask: np.ndarray, static=None,
+                    check_finite: bool = True) -> None:
     """Shape, channel, stride, time/mask and NaN checks shared by every learned model."""
     if inputs.ndim != 5:
         raise ModelInputError(f"inputs must have shape [B, T, C, H, W], got {tuple(inputs.shape)}")
@@ -125,8 +127,14 @@ def validate_inputs(cfg, inputs: torch.Tensor, times: np.ndarray, mask: np.ndarr
     if cfg.static_channels:
         if static is None or tuple(static.shape) != (b, cfg.static_channels, h, w):
             raise ModelInputError(f"static channels must have shape {(b, cfg.static_channels, h, w)}")
-    rows, frames = np.nonzero(mask > 0)  # indices from the host mask: no boolean-mask sync on the device
-    observed = inputs[torch.as_tensor(rows, device=inputs.device), torch.as_tensor(frames, device=inputs.device)]
+    if check_finite:
+        rows, frames = np.nonzero(mask > 0)  # indices from the host mask: no boolean-mask sync on the device
+        check_observed_finite(inputs[torch.as_tensor(rows, device=inputs.device),
+                                     torch.as_tensor(frames, device=inputs.device)])
+
+
+def check_observed_finite(observed: torch.Tensor) -> None:
+    """ModelInputError unless the observed input frames are finite (one device read)."""
     if not bool(torch.isfinite(observed).all()):
         raise ModelInputError(
             "observed input frames contain NaN or inf; fill missing cells (e.g. with the mean) "
@@ -134,8 +142,29 @@ def validate_inputs(cfg, inputs: torch.Tensor, times: np.ndarray, mask: np.ndarr
         )
 
 
-def prepare_call(cfg, inputs, input_times, query_times, input_mask=None, static=None):
-    """Check a model call and return per-sample times [B, T], queries [B, K] and mask [B, T] as numpy."""
+def observed_lookup(mask: np.ndarray) -> np.ndarray:
+    """``lookup[b, t]``: the row of frame t of sample b among the observed frames (-1 where unobserved)."""
+    obs_b, obs_t = np.nonzero(mask > 0)
+    lookup = np.full(mask.shape, -1, dtype=np.int64)
+    lookup[obs_b, obs_t] = np.arange(len(obs_b))
+    return lookup
+
+
+def observed_indices(mask: np.ndarray, index: DeviceIndex | None = None) -> DeviceIndex:
+    """Register in ``index`` the sample (``obs_b``) and frame (``obs_t``) of every observed input."""
+    index = index if index is not None else DeviceIndex()
+    obs_b, obs_t = np.nonzero(mask > 0)
+    index.add("obs_b", obs_b)
+    index.add("obs_t", obs_t)
+    return index
+
+
+def prepare_call(cfg, inputs, input_times, query_times, input_mask=None, static=None, check_finite: bool = True):
+    """Check a model call and return per-sample times [B, T], queries [B, K] and mask [B, T] as numpy.
+
+    ``check_finite=False`` leaves the check of the observed frames to the caller (a model that
+    gathers them anyway, from its one upload of indices: :func:`check_observed_finite`).
+    """
     if not isinstance(inputs, torch.Tensor):
         raise ModelInputError("inputs must be a torch tensor [B, T, C, H, W]")
     if inputs.ndim != 5:
@@ -144,8 +173,48 @@ def prepare_call(cfg, inputs, input_times, query_times, input_mask=None, static=
     times = as_batch_times(input_times, batch, "input_times")
     queries = as_batch_times(query_times, batch, "query_times")
     mask = np.ones((batch, n_in)) if input_mask is None else as_batch_times(input_mask, batch, "input_mask")
-    validate_inputs(cfg, inputs, times, mask, static)
+    validate_inputs(cfg, inputs, times, mask, static, check_finite)
     return times, queries, mask
+
+
+def decoder_indices(plan: DecoderPlan, index: DeviceIndex | None = None) -> DeviceIndex:
+    """Register in ``index`` every gather of :meth:`VidODE.decode`, computed on the host from the plan.
+
+    Chain rows and anchors; per grid step k the latent rows of k (``dec_h``),
+    the chain rows whose queries take step k whole (``dec_full``) or a fraction
+    of it (``dec_part``, with ``dec_fraction``); queries at their anchor; and the
+    permutation that puts the pieces back in query order (``dec_inverse``).
+    """
+    index = index if index is not None else DeviceIndex()
+    row = plan.query_row.ravel()
+    fraction = plan.query_fraction.ravel()
+    on_grid = plan.query_on_grid.ravel()
+    at_anchor = (fraction == 0) & ~on_grid
+    # the chain step whose G output each query uses (the query's own step, or the one it lies in)
+    uses_step = np.where(on_grid, plan.query_start.ravel(), plan.query_start.ravel() + 1)
+    uses_step[at_anchor] = 0
+    index.add("dec_rows", plan.row_sample)
+    index.add("dec_anchor", plan.row_anchor)
+    order: list[np.ndarray] = []
+    if at_anchor.any():
+        q = np.flatnonzero(at_anchor)
+        index.add("dec_at_anchor", row[q])
+        order.append(q)
+    index.add(("dec_h", 0), plan.row_latent[:, 0])
+    for k in range(1, plan.n_steps + 1):
+        m = int(plan.active[k])
+        index.add(("dec_h", k), plan.row_latent[:m, k])
+        q = np.flatnonzero(uses_step == k)
+        full, part = q[fraction[q] == 1], q[fraction[q] < 1]
+        if full.size:
+            index.add(("dec_full", k), row[full])
+            order.append(full)
+        if part.size:
+            index.add(("dec_part", k), row[part])
+            index.add(("dec_fraction", k), fraction[part], dtype=np.float32)
+            order.append(part)
+    index.add("dec_inverse", np.argsort(np.concatenate(order)))
+    return index
 
 
 class VidODE(nn.Module):
@@ -215,16 +284,22 @@ class VidODE(nn.Module):
             return self.encoder(frames)
 
     # ------------------------------------------------------------------ encoder
-    def encode(self, inputs, plan: EncoderPlan, mask: np.ndarray, static=None) -> torch.Tensor:
-        """Run the ODE-ConvGRU encoder (Eq. 1) and return each sample's final state h_T."""
+    def encode(self, inputs, plan: EncoderPlan, mask: np.ndarray, static=None,
+               index: DeviceIndex | None = None) -> torch.Tensor:
+        """Run the ODE-ConvGRU encoder (Eq. 1) and return each sample's final state h_T.
+
+        ``index``: the gathers of :func:`observed_indices` and :func:`encoder_indices`,
+        already sent to the device (made and sent here when None).
+        """
         device = inputs.device
-        obs_b, obs_t = np.nonzero(mask > 0)
-        frames = inputs[torch.as_tensor(obs_b, device=device), torch.as_tensor(obs_t, device=device)]
+        lookup = observed_lookup(mask)
+        if index is None:
+            index = encoder_indices(lookup, plan, observed_indices(mask)).send(device)
+        obs_b = index["obs_b"]
+        frames = inputs[obs_b, index["obs_t"]]
         if static is not None:
-            frames = torch.cat([frames, static[torch.as_tensor(obs_b, device=device)].to(frames.dtype)], dim=1)
+            frames = torch.cat([frames, static[obs_b].to(frames.dtype)], dim=1)
         feats = self._recomputed("E", self._conv_encode, frames)  # masked frames never reach E
-        lookup = np.full(mask.shape, -1, dtype=np.int64)
-        lookup[obs_b, obs_t] = np.arange(len(obs_b))
 
         def update(h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
             if self.gru is None:  # ablation A: the latest observation replaces the state
@@ -232,7 +307,7 @@ class VidODE(nn.Module):
             with self._autocast(device):
                 return self.gru(h, x)
 
-        return ode_rnn_encode(feats, lookup, plan, self.encoder_ode, self.config.encoder_solver, update)
+        return ode_rnn_encode(feats, lookup, plan, self.encoder_ode, self.config.encoder_solver, update, index)
 
     # ------------------------------------------------------------------ decoder
     def _solve_decoder(self, z0: torch.Tensor, tau: np.ndarray) -> torch.Tensor:
@@ -250,60 +325,49 @@ class VidODE(nn.Module):
     def _checkpointed_step(self, h, h_prev, previous):
         return self._recomputed("G", self._step, h, h_prev, previous)
 
-    def decode(self, inputs: torch.Tensor, z0: torch.Tensor, plan: DecoderPlan):
+    def decode(self, inputs: torch.Tensor, z0: torch.Tensor, plan: DecoderPlan, index: DeviceIndex | None = None):
         """Decoder of Eq. 2: one ODE solve, then G and Psi along each recursion chain.
 
         A query at its anchor is the observed frame; on the grid, the chain's
         frame; off the grid, the fraction of the next step (:func:`partial_step`).
         Each query's frame is taken as the chain passes it, so only the current
         chain frame and the returned frames are kept (without gradients).
+        ``index``: the gathers of :func:`decoder_indices`, already sent to the
+        device (made and sent here when None).
         """
-        device = inputs.device
-        dev = lambda a: torch.as_tensor(a, device=device)  # noqa: E731
+        if index is None:
+            index = decoder_indices(plan).send(inputs.device)
         latents = self._solve_decoder(z0, plan.tau)
-        rows = plan.row_sample
         b, k_count = plan.query_row.shape
-        row = plan.query_row.ravel()
-        fraction = plan.query_fraction.ravel()
-        at_anchor = (fraction == 0) & ~plan.query_on_grid.ravel()
-        # the chain step whose G output each query uses (the query's own step, or the one it lies in)
-        uses_step = np.where(plan.query_on_grid.ravel(), plan.query_start.ravel(), plan.query_start.ravel() + 1)
-        uses_step[at_anchor] = 0
-        previous = inputs[dev(rows), dev(plan.row_anchor)].float()  # chain frames at grid step 0
+        rows = index["dec_rows"]
+        previous = inputs[rows, index["dec_anchor"]].float()  # chain frames at grid step 0
         pieces: list[tuple[torch.Tensor, ...]] = []
-        order: list[np.ndarray] = []
-        if at_anchor.any():
-            q = np.flatnonzero(at_anchor)
-            frame = previous[dev(row[q])]
-            pieces.append((frame, frame.new_zeros(len(q), 2, *frame.shape[2:]), torch.zeros_like(frame),
-                           frame.new_ones(len(q), 1, *frame.shape[2:])))
-            order.append(q)
+        if "dec_at_anchor" in index:
+            frame = previous[index["dec_at_anchor"]]
+            n = len(frame)
+            pieces.append((frame, frame.new_zeros(n, 2, *frame.shape[2:]), torch.zeros_like(frame),
+                           frame.new_ones(n, 1, *frame.shape[2:])))
         for k in range(1, plan.n_steps + 1):
             m = int(plan.active[k])
-            r = dev(rows[:m])
-            h, h_prev = latents[dev(plan.row_latent[:m, k]), r], latents[dev(plan.row_latent[:m, k - 1]), r]
+            r = rows[:m]
+            h, h_prev = latents[index[("dec_h", k)], r], latents[index[("dec_h", k - 1)][:m], r]
             frame, *aux = self._checkpointed_step(h, h_prev, previous[:m])
-            q = np.flatnonzero(uses_step == k)
-            if q.size:
-                full, part = q[fraction[q] == 1], q[fraction[q] < 1]
-                if full.size:
-                    sel = dev(row[full])
-                    pieces.append((frame[sel], *(a[sel] for a in aux)))
-                    order.append(full)
-                if part.size:
-                    pieces.append(self._partial(aux, dev(row[part]), fraction[part], previous))
-                    order.append(part)
+            if ("dec_full", k) in index:
+                sel = index[("dec_full", k)]
+                pieces.append((frame[sel], *(a[sel] for a in aux)))
+            if ("dec_part", k) in index:
+                pieces.append(self._partial(aux, index[("dec_part", k)], index[("dec_fraction", k)], previous))
             previous = frame
-        inverse = dev(np.argsort(np.concatenate(order)))
+        inverse = index["dec_inverse"]
         out = [torch.cat([p[i] for p in pieces])[inverse] for i in range(4)]
         return tuple(o.view(b, k_count, *o.shape[1:]) for o in out)
 
-    def _partial(self, aux, sel: torch.Tensor, fraction: np.ndarray, previous: torch.Tensor):
+    def _partial(self, aux, sel: torch.Tensor, fraction: torch.Tensor, previous: torch.Tensor):
         """Frames, F, D, M of the fraction ``fraction`` of the step whose G outputs are ``aux`` (rows ``sel``)."""
         cfg = self.config
         prev = previous[sel]
         flow, diff, mask = (a[sel] for a in aux)
-        part = partial_step(DecoderStep(flow, diff, mask), torch.as_tensor(fraction, device=prev.device), prev,
+        part = partial_step(DecoderStep(flow, diff, mask), fraction, prev,
                             use_warp=cfg.use_warp, difference_mode=cfg.difference_mode)
         frame = compose(part, prev, use_warp=cfg.use_warp, use_composition=cfg.use_composition,
                         difference_mode=cfg.difference_mode)
@@ -321,17 +385,23 @@ class VidODE(nn.Module):
     ) -> VidODEOutput:
         """Predict frames at ``query_times`` from frames observed at ``input_times``."""
         cfg = self.config
-        times, queries, mask = prepare_call(cfg, inputs, input_times, query_times, input_mask, static)
+        times, queries, mask = prepare_call(cfg, inputs, input_times, query_times, input_mask, static,
+                                            check_finite=False)
         self.encoder_ode.reset_nfe()
         self.decoder_ode.reset_nfe()
         enc_plan = plan_encoder(times, mask, cfg.time_scale, cfg.reverse_inputs)
-        hidden = self._recomputed("encoder", lambda x, s: self.encode(x, enc_plan, mask, s), inputs, static)
+        dec_plan = plan_decoder(times, mask, queries, enc_plan.origin, cfg.decoder_step, cfg.time_scale,
+                                partial_steps=True, reconstruct_observed=self.reconstruct_observed)
+        # every gather of the forward, planned on the host and sent to the device in one copy per dtype
+        index = observed_indices(mask)
+        encoder_indices(observed_lookup(mask), enc_plan, index)
+        decoder_indices(dec_plan, index).send(inputs.device)
+        check_observed_finite(inputs[index["obs_b"], index["obs_t"]])
+        hidden = self._recomputed("encoder", lambda x, s: self.encode(x, enc_plan, mask, s, index), inputs, static)
         mean, std = self.z0_head(hidden)
         sample = cfg.sample_z0 if sample_z0 is None else sample_z0
         z0 = mean + std * torch.randn_like(std) if sample else mean
-        dec_plan = plan_decoder(times, mask, queries, enc_plan.origin, cfg.decoder_step, cfg.time_scale,
-                                partial_steps=True, reconstruct_observed=self.reconstruct_observed)
-        frames, flow, diff, comp_mask = self.decode(inputs, z0, dec_plan)
+        frames, flow, diff, comp_mask = self.decode(inputs, z0, dec_plan, index)
         return VidODEOutput(
             frames=frames,
             flow=flow,

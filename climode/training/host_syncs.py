@@ -84,6 +84,11 @@ def _on_host(t: torch.Tensor) -> bool:
     return t.device.type == "cpu" and getattr(t, _HOST, not _SIMULATING[0])
 
 
+#: functions that create a tensor on the device from sizes and scalars alone: no host-to-device copy
+DEVICE_FACTORIES = frozenset({"arange", "zeros", "ones", "empty", "full", "linspace", "logspace", "eye", "rand",
+                              "randn", "randint", "zeros_like", "ones_like", "empty_like", "full_like",
+                              "rand_like", "randn_like"})
+
 #: True while counting on the CPU as if it were a GPU (unmarked CPU tensors count as device tensors)
 _SIMULATING = [True]
 
@@ -124,7 +129,8 @@ class _Tracker(TorchFunctionMode):
         out = func(*args, **kwargs)
         moved = kwargs.get("device") is not None or name == "cuda" or (name == "to" and _names_device(args[1:]))
         if moved:
-            if any(_on_host(t) for t in tensors) or not tensors:
+            # a factory (torch.arange(..., device=)) fills device memory there: nothing crosses from the host
+            if (any(_on_host(t) for t in tensors) or not tensors) and name not in DEVICE_FACTORIES:
                 self.traffic.uploads[_caller()] += 1
             if any(out is t for t in tensors):  # .to(cpu) of a CPU tensor returns it: keep the host original
                 out = out.view_as(out)

@@ -402,8 +402,9 @@ class VidRNN(VidODE):
         self.encoder_ode = GapGRU(latent)  # replaces f_theta
         self.decoder_ode = GapGRU(latent)  # replaces f_phi
 
-    def encode(self, inputs, plan: EncoderPlan, mask: np.ndarray, static=None) -> torch.Tensor:
-        """The ConvGRU encoder on each sample's own gaps, in the plan's (reversed) order."""
+    def encode(self, inputs, plan: EncoderPlan, mask: np.ndarray, static=None, index=None) -> torch.Tensor:  # noqa: ARG002
+        """The ConvGRU encoder on each sample's own gaps, in the plan's (reversed) order (its own gathers:
+        ``index``, Vid-ODE's uploaded encoder indices, does not apply)."""
         feats, lookup = encode_observed(self.encoder, inputs, mask, static, self.config)
         batch = mask.shape[0]
         per_sample: list[list[tuple[float, int]]] = [[] for _ in range(batch)]
