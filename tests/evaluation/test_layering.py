@@ -11,8 +11,10 @@ ALLOWED = {
     "loop": set(),
     "scorers": set(),
     "heldout": set(),
+    "model_grid": set(),
+    "summary": {"scorers"},
     "video": {"loop", "report", "scorers"},
-    "runner": {"heldout", "loop", "report", "scorers", "video"},
+    "runner": {"heldout", "loop", "model_grid", "report", "scorers", "video"},
     "record": {"loop", "runner", "scorers"},
 }
 

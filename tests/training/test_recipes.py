@@ -22,8 +22,31 @@ def test_recipes_exist():
 
 
 @pytest.mark.parametrize("path", RECIPES, ids=[p.stem for p in RECIPES])
-def test_recipe_runs_one_step(path, tmp_path):
+def _small_world(path):
+    """A global hourly store shaped like the physical world (10 days, 8 x 16 cells, noleap from 2000-01-01)."""
+    import numpy as np
+    import xarray as xr
+
+    hours = np.arange(240.0)
+    lat = np.linspace(-78.75, 78.75, 8)
+    lon = np.arange(16) * 22.5
+    rng = np.random.default_rng(0)
+    shape = (len(hours), len(lat), len(lon))
+    time = xr.Variable(("time",), hours, {"units": "hours since 2000-01-01 00:00:00", "calendar": "noleap"})
+    ds = xr.Dataset({"U850": (("time", "lat", "lon"), rng.normal(5, 3, shape), {"units": "m/s"}),
+                     "V850": (("time", "lat", "lon"), rng.normal(0, 3, shape), {"units": "m/s"}),
+                     "PSL": (("time", "lat", "lon"), rng.normal(1e5, 500, shape), {"units": "Pa"})},
+                    coords={"time": time, "lat": ("lat", lat, {"units": "degrees_north"}),
+                            "lon": ("lon", lon, {"units": "degrees_east"})})
+    ds.to_zarr(path)
+    return path
+
+
+def test_recipe_runs_one_step(path, tmp_path, monkeypatch):
     recipe = load_recipe(path)
+    if recipe.data.dataset == "held_suarez_world":
+        monkeypatch.setenv("CLIMODE_HELD_SUAREZ", str(_small_world(tmp_path / "world.zarr")))
+        monkeypatch.setenv("CLIMODE_CACHE", str(tmp_path / "cache"))
     assert recipe.description
     overrides = ["train.max_steps=1", "train.epochs=null", "train.max_minutes=null", "data.batch_size=2",
                  "data.samples_per_epoch=2", "data.validation_split=null"]
