@@ -21,7 +21,6 @@ def test_recipes_exist():
     assert {"hurricanes_cpu", "kth_extrapolation", "bouncing_balls_extrapolation", "cam5_extrapolation"} <= names
 
 
-@pytest.mark.parametrize("path", RECIPES, ids=[p.stem for p in RECIPES])
 def _small_world(path):
     """A global hourly store shaped like the physical world (10 days, 8 x 16 cells, noleap from 2000-01-01)."""
     import numpy as np
@@ -42,6 +41,7 @@ def _small_world(path):
     return path
 
 
+@pytest.mark.parametrize("path", RECIPES, ids=[p.stem for p in RECIPES])
 def test_recipe_runs_one_step(path, tmp_path, monkeypatch):
     recipe = load_recipe(path)
     if recipe.data.dataset == "held_suarez_world":
