@@ -247,6 +247,19 @@ def open_lazy(path: str | os.PathLike) -> Any:
     return xr.open_mfdataset(files, combine="by_coords", chunks="auto")
 
 
+def pick_channels(data, variables: Sequence[str] | None, channel_dim: str, name: str) -> tuple[list[str], list[int]]:
+    """The channels ``variables`` (all by default) of a DataArray with a channel dimension, and their positions.
+
+    Channels are named by the dimension's coordinate, or ``c0, c1, ...`` without one.
+    """
+    labels = ([str(c) for c in data[channel_dim].values] if channel_dim in data.coords
+              else [f"c{i}" for i in range(data.sizes[channel_dim])])
+    pick = list(variables) if variables is not None else labels
+    missing = [v for v in pick if v not in labels]
+    if missing:
+        raise DataError(f"{name} has no channel {missing[0]!r}; it has {labels}")
+    return pick, [labels.index(v) for v in pick]
+
 def _moments(data: Any, variables: Sequence[str] | None, channel_dim: str, channel_axis: int):
     """Lazy (count, mean, M2) per channel of one item, plus the channel names."""
     import xarray as xr
@@ -263,14 +276,8 @@ def _moments(data: Any, variables: Sequence[str] | None, channel_dim: str, chann
         arrays = [data[v] for v in names]
     elif isinstance(data, xr.DataArray):
         if channel_dim in data.dims:
-            labels = ([str(c) for c in data[channel_dim].values] if channel_dim in data.coords
-                      else [f"c{i}" for i in range(data.sizes[channel_dim])])
-            pick = list(variables) if variables is not None else labels
-            missing = [v for v in pick if v not in labels]
-            if missing:
-                raise DataError(f"DataArray has no channel {missing[0]!r}; it has {labels}")
-            names = pick
-            arrays = [data.isel({channel_dim: labels.index(v)}) for v in pick]
+            names, positions = pick_channels(data, variables, channel_dim, "DataArray")
+            arrays = [data.isel({channel_dim: i}) for i in positions]
         else:
             names = [str(data.name) if data.name is not None else "c0"]
             arrays = [data]

@@ -36,6 +36,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import xarray as xr
 
+from climode.data.normalize import pick_channels
 from climode.errors import DataError
 from climode.time import hours_since
 
@@ -157,15 +158,10 @@ def _describe(obj: xr.Dataset | xr.DataArray, variables: Sequence[str] | None, c
     """Channel names and per-channel (time, y, x) variables of an xarray object."""
     if isinstance(obj, xr.DataArray):
         if channel_dim in obj.dims:
-            labels = ([str(c) for c in obj[channel_dim].values] if channel_dim in obj.coords
-                      else [f"c{i}" for i in range(obj.sizes[channel_dim])])
-            pick = list(variables) if variables is not None else labels
-            missing = [v for v in pick if v not in labels]
-            if missing:
-                raise DataError(f"{name} has no channel {missing[0]!r}; it has {labels}")
+            pick, positions = pick_channels(obj, variables, channel_dim, name)
             ydim, xdim = _spatial_dims(obj, ["time", channel_dim], name)
             da = obj.transpose("time", channel_dim, ydim, xdim)
-            arrays = [da.isel({channel_dim: labels.index(v)}).variable for v in pick]
+            arrays = [da.isel({channel_dim: i}).variable for i in positions]
             return pick, arrays, da
         obj = obj.to_dataset(name=str(obj.name) if obj.name is not None else "c0")
     names = list(variables) if variables is not None else [

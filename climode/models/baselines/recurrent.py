@@ -36,7 +36,7 @@ from climode.models.convgru import ConvGRUCell
 from climode.models.encoder import ConvEncoder
 from climode.models.precision import autocast
 from climode.models.timeline import TIME_EPS, EncoderPlan, observed_times, plan_decoder
-from climode.models.vidode import VidODE, prepare_call
+from climode.models.vidode import VidODE, observed_indices, observed_lookup, prepare_call
 
 log = logging.getLogger(__name__)
 
@@ -163,15 +163,13 @@ def resolve_sample(config, sample_z0: bool | None) -> bool:
 def encode_observed(encoder: nn.Module, inputs, mask: np.ndarray, static, config):
     """E(X_t) of the observed frames only: features [N, ...] and lookup [B, T] -> row (-1 if masked)."""
     device = inputs.device
-    obs_b, obs_t = np.nonzero(mask > 0)
-    frames = inputs[torch.as_tensor(obs_b, device=device), torch.as_tensor(obs_t, device=device)]
+    index = observed_indices(mask).send(device)  # the rows in the order of observed_lookup
+    frames = inputs[index["obs_b"], index["obs_t"]]
     if static is not None:
-        frames = torch.cat([frames, static[torch.as_tensor(obs_b, device=device)].to(frames.dtype)], dim=1)
+        frames = torch.cat([frames, static[index["obs_b"]].to(frames.dtype)], dim=1)
     with autocast(config, device):
         feats = encoder(frames).float()
-    lookup = np.full(mask.shape, -1, dtype=np.int64)
-    lookup[obs_b, obs_t] = np.arange(len(obs_b))
-    return feats, lookup
+    return feats, observed_lookup(mask)
 
 
 @dataclass
