@@ -11,11 +11,14 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterable, Iterator, Union
+
+#: a path argument: str or any os.PathLike of str
+StrPath = Union[str, "os.PathLike[str]"]
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike, *, directory: bool = False) -> Iterator[Path]:
+def atomic_path(path: StrPath, *, directory: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; move it onto ``path`` if the block succeeds.
 
     With ``directory=True`` the target is a directory (a zarr store): an existing
@@ -42,7 +45,7 @@ def atomic_path(path: str | os.PathLike, *, directory: bool = False) -> Iterator
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+def atomic_write_bytes(path: StrPath, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically (fsync'd before the rename)."""
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
@@ -51,11 +54,11 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             os.fsync(fh.fileno())
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+def atomic_write_text(path: StrPath, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def write_dataset(ds, path: str | os.PathLike) -> Path:
+def write_dataset(ds: Any, path: StrPath) -> Path:
     """Write an xarray dataset to NetCDF (``.nc``) or zarr (``.zarr``) atomically."""
     from climode.errors import ClimodeError
 
@@ -73,25 +76,25 @@ def write_dataset(ds, path: str | os.PathLike) -> Path:
 
 
 # ---------------------------------------------------------------- output safety
-def _real(path: str | os.PathLike) -> str:
+def _real(path: StrPath) -> str:
     return os.path.realpath(os.path.expanduser(os.fspath(path)))
 
 
-def clashes_with(output: str | os.PathLike, inputs) -> str | None:
+def clashes_with(output: StrPath, inputs: Iterable[StrPath]) -> str | None:
     """The input ``output`` would overwrite: the same file (also through a symlink, a hard link or
     a relative path), or a store or directory it lies inside; None if there is none."""
     out = _real(output)
     for item in inputs:
         src = _real(item)
         if out == src or out.startswith(src.rstrip(os.sep) + os.sep):
-            return os.fspath(item)
+            return str(os.fspath(item))
         with contextlib.suppress(OSError):
             if os.path.exists(out) and os.path.samefile(out, src):
-                return os.fspath(item)
+                return str(os.fspath(item))
     return None
 
 
-def probe_writable(path: str | os.PathLike) -> None:
+def probe_writable(path: StrPath) -> None:
     """Create and remove a temporary file where ``path`` will be written; a one-line error if that fails.
 
     The target's parent need not exist yet (it is created on writing): the nearest
@@ -115,8 +118,8 @@ def probe_writable(path: str | os.PathLike) -> None:
         raise ClimodeError(f"cannot write {target}: {exc.strerror or exc} ({parent})") from None
 
 
-def check_output_path(path: str | os.PathLike, *, inputs=(), overwrite: bool = False, flag: str = "--output",
-                      overwrite_hint: str = "--overwrite", existing=None) -> Path:
+def check_output_path(path: StrPath, *, inputs: Iterable[StrPath] = (), overwrite: bool = False, flag: str = "--output",
+                      overwrite_hint: str = "--overwrite", existing: Iterable[StrPath] | None = None) -> Path:
     """Refuse, before any work, an output that would destroy data or could not be written.
 
     - an output that is one of ``inputs`` (or inside one) is always refused;

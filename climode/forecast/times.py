@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
+from typing import Any, Sequence
 
 from climode.errors import ClimodeError
 from climode.time import iso_hours_since
@@ -49,7 +50,7 @@ def parse_duration(text: str) -> tuple[str, float]:
     return sign, -hours if sign == "-" else hours
 
 
-def _token_hours(text: str, first_input, init_hours: float) -> float:
+def _token_hours(text: str, first_input: Any, init_hours: float) -> float:
     absolute = iso_hours_since(text, first_input)
     if absolute is not None:
         return absolute
@@ -57,7 +58,7 @@ def _token_hours(text: str, first_input, init_hours: float) -> float:
     return init_hours + hours if sign in ("+", "-") else hours
 
 
-def parse_times(spec: str | list, *, first_input, init_hours: float) -> TimeRequest:
+def parse_times(spec: str | Sequence[Any], *, first_input: Any, init_hours: float) -> TimeRequest:
     """Parse a comma-separated ``spec`` (or a list of items) into hours after the first input."""
     items = spec if isinstance(spec, (list, tuple)) else str(spec).split(",")
     hours: list[float] = []

@@ -10,7 +10,7 @@ views of it.
 
 from __future__ import annotations
 
-from typing import Hashable
+from typing import Any, Hashable
 
 import numpy as np
 import torch
@@ -23,7 +23,7 @@ class DeviceIndex:
         self._host: dict[Hashable, np.ndarray] = {}
         self._device: dict[Hashable, torch.Tensor] | None = None
 
-    def add(self, key: Hashable, array, dtype=np.int64) -> Hashable:
+    def add(self, key: Hashable, array: Any, dtype: Any = np.int64) -> Hashable:
         """Register ``array`` (int64 indices, or float32 values with ``dtype=np.float32``) under ``key``."""
         if self._device is not None:
             raise RuntimeError("DeviceIndex.add after send: register every array before the upload")
