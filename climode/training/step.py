@@ -32,6 +32,7 @@ from climode.training.adversarial import like_targets, sequences_ending_with
 from climode.training.losses import (
     LossWeights,
     diff_loss,
+    extreme_l1,
     frames_at,
     lsgan_discriminator_loss,
     lsgan_generator_loss,
@@ -120,6 +121,8 @@ class TrainStep:
         cfg = self.config
         targets, target_mask = batch["targets"], batch.get("target_mask")
         losses = {"recon": recon_loss(out.frames, targets, target_mask)}
+        if self.weights.extreme:
+            losses["extreme"] = extreme_l1(out.frames, targets, target_mask)
         has_diff = isinstance(out, VidODEOutput) and out.diff is not None  # D of Vid-ODE's G
         if getattr(cfg, "use_composition", False) and has_diff and self.weights.diff:
             host_target_mask = host_copy(batch, "target_mask")
@@ -200,9 +203,9 @@ class TrainStep:
         return {name: lsgan_generator_loss(score) for name, score in zip(names, adv)}
 
     def total_loss(self, losses: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Eq. 7: L_recon + lambda_diff L_diff + lambda_img L_adv^img + lambda_seq L_adv^seq (+ KL)."""
+        """Eq. 7: L_recon + lambda_diff L_diff + lambda_img L_adv^img + lambda_seq L_adv^seq (+ KL, + lambda_ext L_extreme)."""
         w = self.weights
-        factor = {"recon": 1.0, "diff": w.diff, "kl": w.kl, "adv_img": w.img, "adv_seq": w.seq}
+        factor = {"recon": 1.0, "diff": w.diff, "kl": w.kl, "adv_img": w.img, "adv_seq": w.seq, "extreme": w.extreme}
         return sum(factor.get(k, 1.0) * v for k, v in losses.items())
 
     def __call__(self, batch: dict) -> StepResult:

@@ -222,3 +222,31 @@ def test_nan_target_cells_are_masked_alike_in_real_and_generated_frames():
     for real, fake in ((real_img, fake_img), (real_seq[:, -1], fake_seq[:, -1])):
         assert bool((real[..., :4, :] == 0).all()) and bool((fake[..., :4, :] == 0).all())
         assert bool((fake[..., 4:, :] != 0).all())
+
+
+def test_extreme_l1_weighs_the_tails_of_the_truth_only():
+    from climode.training.losses import extreme_l1
+
+    target = torch.tensor([[[[0.5, -0.9, 3.0, float("nan")]]]])  # [B=1, K=1, 1, 4], standardised
+    off = torch.tensor([[[[1.5, 0.1, 2.0, 9.0]]]])  # 1 off everywhere
+    # the two cells within one standard deviation and the missing one weigh nothing; 3.0 weighs 2.0
+    assert float(extreme_l1(off, target)) == pytest.approx(2.0 * 1.0 / 3)
+    assert float(extreme_l1(off, target, torch.zeros(1, 1))) == 0.0  # a masked frame weighs nothing
+    filled = torch.tensor([[[[0.5, -0.9, 1.0, 0.0]]]])  # the extreme cell filled to 1
+    deep = torch.tensor([[[[0.5, -0.9, 2.5, 0.0]]]])
+    assert float(extreme_l1(filled, target)) > float(extreme_l1(deep, target)) > 0
+
+
+def test_extreme_term_enters_the_step_with_its_weight():
+    torch.manual_seed(0)
+    model = VidODE(ModelConfig.tiny(in_channels=1, init_dim=8, ode_hidden=16, difference_mode="residual"))
+    batch = moving_blob_batch()
+    batch["targets"] = batch["targets"] * 4.0  # peaks beyond one standard deviation
+    step = TrainStep(model, torch.optim.Adam(model.parameters(), lr=1e-3), weights=LossWeights(extreme=2.0))
+    losses = {k: torch.as_tensor(v) for k, v in step.generator_losses(batch, model(
+        batch["inputs"], batch["input_times"], batch["target_times"], batch["input_mask"])).items()}
+    assert float(losses["extreme"]) > 0
+    total = step.total_loss(losses)
+    assert float(total) == pytest.approx(float(losses["recon"] + losses["diff"] + 2.0 * losses["extreme"]), rel=1e-6)
+    assert "extreme" not in TrainStep(model, step.optimizer).generator_losses(batch, model(
+        batch["inputs"], batch["input_times"], batch["target_times"], batch["input_mask"]))
