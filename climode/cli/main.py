@@ -18,7 +18,7 @@ from climode._version import __version__
 from climode.errors import ClimodeError
 
 #: Subcommand modules, in the order ``--help`` lists them.
-SUBCOMMANDS = ("forecast", "interpolate", "extrapolate", "train", "evaluate", "data", "batch")
+SUBCOMMANDS = ("forecast", "interpolate", "extrapolate", "train", "evaluate", "summarize", "data", "batch")
 
 log = logging.getLogger("climode")
 

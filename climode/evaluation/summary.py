@@ -1,6 +1,6 @@
 """One table from several ``climode evaluate --json`` files: the model against persistence, per region.
 
-Run ``python -m climode.evaluation.summary a.json b.json ...``; each file is one
+Run ``climode summarize a.json b.json ...``; each file is one
 row (labelled by its region, else its data), with the model's RMSE as a
 fraction of persistence's at chosen leads, the worst such ratio over them,
 track and intensity errors, and the maximum-wind bias.
@@ -8,7 +8,6 @@ track and intensity errors, and the maximum-wind bias.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 from pathlib import Path
@@ -74,17 +73,17 @@ def summary_table(rows: Sequence[dict[str, Any]], leads: Sequence[float] = DEFAU
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m climode.evaluation.summary", description=__doc__.splitlines()[0])
-    parser.add_argument("files", nargs="+", help="climode evaluate --json files (one row each)")
-    parser.add_argument("--leads", default=",".join(f"{h:g}" for h in DEFAULT_LEADS),
-                        help="lead hours of the ratio columns (default: %(default)s)")
-    args = parser.parse_args(argv)
-    leads = [float(h) for h in args.leads.split(",")]
-    rows = [summary_row(json.loads(Path(f).read_text()), leads) for f in args.files]
-    print(summary_table(rows, leads))
-    return 0
+def load_results(path: str | Path) -> dict[str, Any]:
+    """The results of a ``climode evaluate --json`` file; ClimodeError naming the file if it is not one."""
+    from climode.errors import ClimodeError
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    try:
+        results = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ClimodeError(f"{path} not found: give files written by climode evaluate --json") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ClimodeError(f"{path} is not JSON ({exc}); give files written by climode evaluate --json") from None
+    if not isinstance(results, dict) or "model" not in results or "persistence" not in results:
+        raise ClimodeError(f"{path} holds no model and persistence scores: give files written by climode "
+                           "evaluate --json with persistence among the baselines")
+    return results

@@ -184,7 +184,8 @@ def test_unknown_region_is_an_error():
 
 
 def test_summary_row_divides_the_model_by_persistence(results, tmp_path, capsys):
-    from climode.evaluation.summary import main, summary_row
+    from climode.cli.main import main
+    from climode.evaluation.summary import summary_row
 
     lead = float(results["meta"]["lead_hours"][0])
     row = summary_row(results, leads=[lead])
@@ -195,6 +196,11 @@ def test_summary_row_divides_the_model_by_persistence(results, tmp_path, capsys)
     assert row["track_km"][1] == pytest.approx(results["persistence"]["overall"]["track"]["track_error_km"])
     path = tmp_path / "r.json"
     path.write_text(results_json(results))
-    assert main([str(path), "--leads", f"{lead:g}"]) == 0
+    assert main(["summarize", str(path), "--leads", f"{lead:g}"]) == 0
     out = capsys.readouterr().out
     assert out.count("\n") == 3 and f"{expected:.2f}" in out
+    (tmp_path / "bad.json").write_text("{not json")
+    assert main(["summarize", str(tmp_path / "bad.json")]) == 2
+    assert main(["summarize", str(tmp_path / "missing.json")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and "is not JSON" in err[0] and "not found" in err[1]
