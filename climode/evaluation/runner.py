@@ -24,6 +24,7 @@ import torch
 
 from climode.data.sampling import get_protocol
 from climode.errors import ConfigError
+from climode.time import hours_since
 from climode.evaluation.heldout import check_held_out, recipe_section
 from climode.evaluation.loop import BASELINE_ALIASES, build_systems, forecast_windows, held_out_windows, window_leads
 from climode.evaluation.report import reproducibility_meta
@@ -177,6 +178,38 @@ def _time_mean(sequences, variables) -> dict[str, np.ndarray]:
     return out
 
 
+def on_data_time_steps(sequences: list, protocol: dict[str, Any]) -> tuple[list, dict[str, Any], str | None]:
+    """The held-out sequences and the checkpoint's protocol, reconciled when the data's time step differs.
+
+    Finer data (the protocol's step a multiple of the data's) are thinned to the
+    protocol's step; coarser data (the data's step a multiple of the protocol's)
+    keep their step and the protocol draws on it, with its gap and lead ranges in
+    hours unchanged.  Returns the sequences, the protocol arguments and a note for
+    ``meta.time_steps`` (None when nothing changed).
+    """
+    step = protocol.get("step_hours")
+    hours = hours_since(sequences[0]["time"]) if "time" in sequences[0].coords else np.zeros(1)
+    if step is None or hours.size < 2:
+        return sequences, protocol, None
+    step, data_step = float(step), float(np.median(np.diff(hours)))
+    if abs(data_step - step) <= 1e-6 * step:
+        return sequences, protocol, None
+    ratio = step / data_step
+    if ratio > 1 and abs(ratio - round(ratio)) < 1e-6:
+        k = int(round(ratio))
+        note = (f"the data's {data_step:g} h steps thinned to one in {k}, the checkpoint's protocol step of "
+                f"{step:g} h")
+        log.info("%s", note)
+        return [s.isel(time=slice(None, None, k)) for s in sequences], protocol, note
+    if ratio < 1 and abs(1 / ratio - round(1 / ratio)) < 1e-6:
+        note = (f"the checkpoint's protocol (step {step:g} h) drawn on the data's {data_step:g} h steps: gaps and "
+                f"leads within its ranges, multiples of {data_step:g} h")
+        log.info("%s", note)
+        return sequences, {**protocol, "step_hours": data_step}, note
+    raise ConfigError(f"the data's time step ({data_step:g} h) and the checkpoint's protocol step ({step:g} h) are "
+                      "not multiples of one another; resample the data to a step that is")
+
+
 def evaluate(forecaster, config: EvaluationConfig | None = None, progress: bool = True) -> dict[str, Any]:
     """Score ``forecaster`` and the baselines; return the results in climode's JSON schema.
 
@@ -196,6 +229,7 @@ def evaluate(forecaster, config: EvaluationConfig | None = None, progress: bool 
     stride = getattr(forecaster.model.config, "stride", 1)
     sequences = climate_sequences(section, config.split, config.n_sequences, stride)
     protocol_meta = dict(forecaster.meta.protocol)
+    sequences, protocol_meta, time_steps = on_data_time_steps(sequences, protocol_meta)
     protocol = get_protocol(protocol_meta.pop("name", section.protocol), **protocol_meta)
     static = static_channels(section, sequences[0]) if forecaster.static else None
     dataset = held_out_windows(sequences, forecaster.variables, protocol, forecaster.normalizer, seed=config.seed,
@@ -237,13 +271,13 @@ def evaluate(forecaster, config: EvaluationConfig | None = None, progress: bool 
               "n_storm_times": storms.storm_times}
     return climate_results(forecaster, fields, tracks, counts, sequences, sorted(leads_seen), clim_meta,
                            data=config.data, split=config.split, seed=config.seed, bootstrap=config.bootstrap,
-                           region=section.region, model_grid=model_grid)
+                           region=section.region, model_grid=model_grid, time_steps=time_steps)
 
 
 def climate_results(forecaster, fields: dict[str, FieldScorer], tracks: dict[str, TrackScorer] | None,
                     counts: dict[str, int], sequences, leads, climatology: dict[str, Any], *, data: Any, split: str,
                     seed: int, bootstrap: int, region: str | None = None,
-                    model_grid: str | None = None) -> dict[str, Any]:
+                    model_grid: str | None = None, time_steps: str | None = None) -> dict[str, Any]:
     """Every system's field (and track) scores per lead and overall, and the meta block, in climode's JSON schema."""
     out: dict[str, Any] = {}
     ci: dict[str, Any] = {}
@@ -282,4 +316,6 @@ def climate_results(forecaster, fields: dict[str, FieldScorer], tracks: dict[str
         "track_truth": "centres tracked in the true gridded fields with the same tracker as the forecasts",
         "reproducibility": reproducibility_meta(),
     }
+    if time_steps is not None:
+        out["meta"]["time_steps"] = time_steps
     return out

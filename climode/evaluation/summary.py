@@ -43,6 +43,7 @@ def summary_row(results: dict[str, Any], leads: Sequence[float] = DEFAULT_LEADS,
     bias = meta.get("intensity", {}).get("model", {}).get("overall", {}).get("max_wind_bias_ms")
     return {
         "label": meta.get("region") or meta.get("data"),
+        "checkpoint": Path(str(meta.get("checkpoint") or "")).stem or "bundled",
         "n_windows": meta.get("n_windows"),
         "n_storms": meta.get("n_storms"),
         "ratios": ratios,
@@ -58,12 +59,12 @@ def summary_table(rows: Sequence[dict[str, Any]], leads: Sequence[float] = DEFAU
     """Markdown table of :func:`summary_row` rows."""
     first, last = f"+{leads[0]:g}", f"+{leads[-1]:g} h"
     variables = list(rows[0]["ratios"]) if rows else []
-    head = (["region", "windows", "storms"] + [f"{v} / persistence {first}, {last}" for v in variables]
+    head = (["region", "model", "windows", "storms"] + [f"{v} / persistence {first}, {last}" for v in variables]
             + [f"worst ratio {first}..{last}", "track km (persistence)", "min PSL error hPa (persistence)",
                "max-wind bias m/s"])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
-        cells = [str(row["label"]), str(row["n_windows"]), str(row["n_storms"])]
+        cells = [str(row["label"]), str(row["checkpoint"]), str(row["n_windows"]), str(row["n_storms"])]
         cells += [f"{_fmt(row['ratios'][v][0])}, {_fmt(row['ratios'][v][-1])}" for v in variables]
         model_km, pers_km = row["track_km"]
         model_dp, pers_dp = row["min_psl_error_hpa"]
