@@ -1,7 +1,13 @@
 """Models shipped with climode, and how a trained run becomes one.
 
-``hurricanes_cpu``: Vid-ODE trained by ``recipes/hurricanes_cpu.yaml`` on the
-synthetic hurricane world (see docs/model_card.md).  Export a run with::
+- ``hurricanes_cpu`` (the default): Vid-ODE trained by ``recipes/hurricanes_cpu.yaml`` on the
+  synthetic hurricane world, 1.5 degrees, North Atlantic (docs/model_card.md);
+- ``held_suarez_cpu`` (version 2): Vid-ODE trained by ``recipes/held_suarez_cpu.yaml`` on the
+  physical world, global at 3.75 degrees, both hemispheres, hourly leads to +24 h
+  (docs/model_card_held_suarez.md);
+- ``video_rgb_cpu``: the RGB video model (docs/video_model_card.md).
+
+Each is loaded by its name (``--checkpoint held_suarez_cpu``).  Export a run with::
 
     python -c "from climode.zoo import export; export('runs/hurricanes_cpu', 'hurricanes_cpu')"
 """
