@@ -12,16 +12,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "the model's RMSE as a fraction of persistence's at chosen leads, the worst such ratio, "
                     "track and minimum-PSL errors, and the maximum-wind bias.")
     p.add_argument("files", nargs="+", help="climode evaluate --json files (one row each)")
-    p.add_argument("--leads", default="3,6,9,12,15", help="lead hours of the ratio columns (default: %(default)s)")
+    p.add_argument("--leads", help="lead hours of the ratio columns (default: 3 to 15 every 3)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from climode.errors import ClimodeError
-    from climode.evaluation.summary import load_results, summary_row, summary_table
+    from climode.evaluation.summary import DEFAULT_LEADS, load_results, summary_row, summary_table
 
     try:
-        leads = [float(h) for h in args.leads.split(",")]
+        leads = list(DEFAULT_LEADS) if args.leads is None else [float(h) for h in args.leads.split(",")]
     except ValueError:
         raise ClimodeError(f"--leads {args.leads!r}: give lead hours separated by commas, such as 3,6,9") from None
     rows = [summary_row(load_results(f), leads) for f in args.files]

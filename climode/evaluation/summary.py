@@ -13,6 +13,7 @@ import math
 from pathlib import Path
 from typing import Any, Sequence
 
+from climode.errors import ClimodeError
 from climode.evaluation.scorers import lead_key
 
 DEFAULT_LEADS = (3.0, 6.0, 9.0, 12.0, 15.0)
@@ -76,8 +77,6 @@ def summary_table(rows: Sequence[dict[str, Any]], leads: Sequence[float] = DEFAU
 
 def load_results(path: str | Path) -> dict[str, Any]:
     """The results of a ``climode evaluate --json`` file; ClimodeError naming the file if it is not one."""
-    from climode.errors import ClimodeError
-
     try:
         results = json.loads(Path(path).read_text())
     except FileNotFoundError:

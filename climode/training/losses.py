@@ -34,11 +34,17 @@ class LossWeights:
                 raise ConfigError(f"loss.{key} must be a number >= 0, got {value}")
 
 
-def masked_l1(pred: torch.Tensor, target: torch.Tensor, frame_mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Mean |pred - target| over finite target cells of frames with mask 1 ([B, K] mask)."""
+def scored_cells(target: torch.Tensor, frame_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """The cells a loss scores: finite target cells of frames with mask 1 ([B, K] mask)."""
     valid = torch.isfinite(target)
     if frame_mask is not None:
         valid = valid & (frame_mask > 0).view(*frame_mask.shape, *([1] * (target.ndim - 2)))
+    return valid
+
+
+def masked_l1(pred: torch.Tensor, target: torch.Tensor, frame_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean |pred - target| over the :func:`scored_cells`."""
+    valid = scored_cells(target, frame_mask)
     diff = (pred - torch.nan_to_num(target)).abs() * valid
     return diff.sum() / valid.sum().clamp_min(1)
 
@@ -53,9 +59,7 @@ def extreme_l1(pred: torch.Tensor, target: torch.Tensor, frame_mask: torch.Tenso
     cores (the blur of an L1 or L2 optimum under uncertainty) pays for it here
     beyond what L_recon charges.  Averaged over the same cells as :func:`masked_l1`.
     """
-    valid = torch.isfinite(target)
-    if frame_mask is not None:
-        valid = valid & (frame_mask > 0).view(*frame_mask.shape, *([1] * (target.ndim - 2)))
+    valid = scored_cells(target, frame_mask)
     truth = torch.nan_to_num(target)
     weight = (truth.abs() - threshold).clamp_min(0) * valid
     return ((pred - truth).abs() * weight).sum() / valid.sum().clamp_min(1)
