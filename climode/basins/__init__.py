@@ -1,6 +1,6 @@
 """climode.basins: basin boxes, seam-aware subsetting, and tilings.
 
-- :func:`resolve_region`, :func:`subset`, :func:`list_regions`, :func:`to_0_360`
+- :func:`resolve_region`, :func:`subset`, :func:`box_indices`, :func:`list_regions`, :func:`to_0_360`
   for IBTrACS basins (NA, EP, WP, NI, SI, SP), their aliases and user boxes
   ``lat=5:60,lon=255:359``;
 - :func:`paper_tiles` for the Vid-ODE paper's 60 x 160 degree global tiling;
@@ -13,6 +13,7 @@ from climode.basins.boxes import (
     BASINS,
     BOX_SYNTAX,
     Region,
+    box_indices,
     list_regions,
     parse_box,
     resolve_region,
@@ -29,6 +30,7 @@ __all__ = [
     "Region",
     "TilePlan",
     "Tiler",
+    "box_indices",
     "list_regions",
     "pad_to_multiple",
     "paper_tiles",

@@ -268,6 +268,38 @@ def _lon_inside(lon: np.ndarray, region: Region) -> bool:
     return False
 
 
+def box_indices(lat: np.ndarray, lon: np.ndarray, region: Region | str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row and column indices of a region's cells in a (lat, lon) grid, and the columns' longitudes.
+
+    The columns run east as one contiguous arc (past 360 for a box across the seam),
+    as :func:`subset` cuts them.  Raises DataError when the region has no grid point
+    in the grid; a region partly outside is cut to the overlap with a warning.
+    """
+    resolved = resolve_region(region)
+    assert resolved is not None
+    lat, lon = np.asarray(lat, dtype=float), np.asarray(lon, dtype=float)
+    data_lat = f"lat {_fmt(lat.min())}..{_fmt(lat.max())}" if lat.size else "lat (empty)"
+    data_lon = f"lon {_fmt(lon.min())}..{_fmt(lon.max())}" if lon.size else "lon (empty)"
+    lat_idx = np.flatnonzero((lat >= resolved.lat_min) & (lat <= resolved.lat_max))
+    lon_idx, lon_new = _lon_indices(lon, resolved) if lon.size else (np.array([], int), np.array([]))
+    if lat_idx.size == 0 or lon_idx.size == 0:
+        raise DataError(
+            f"region {resolved} does not intersect the data ({data_lat}, {data_lon}); "
+            "choose a region inside the data or load a larger domain"
+        )
+    h = 2 * _half_step(lat)  # less than one grid step beyond the data: nothing is missing
+    lat_inside = lat.min() - h + 1e-9 < resolved.lat_min and resolved.lat_max < lat.max() + h - 1e-9
+    if not (lat_inside and _lon_inside(lon, resolved)):
+        log.warning(
+            "region %s is only partly inside the data (%s, %s); cutting it to the overlap",
+            resolved,
+            data_lat,
+            data_lon,
+        )
+    lon_idx, lon_new = _contiguous(lon, lon_idx, lon_new, f"region {resolved}", data_lon)
+    return lat_idx, lon_idx, lon_new
+
+
 def subset(obj: XrObj, region: Region | str | None) -> XrObj:
     """Cut a Dataset or DataArray to a region; wrapping boxes come back contiguous.
 
@@ -283,26 +315,8 @@ def subset(obj: XrObj, region: Region | str | None) -> XrObj:
     lon_dim = _find_dim(obj, LON_NAMES, "longitude")
     lat = np.asarray(obj[lat_dim].values, dtype=float)
     lon = np.asarray(obj[lon_dim].values, dtype=float)
-    data_lat = f"lat {_fmt(lat.min())}..{_fmt(lat.max())}" if lat.size else "lat (empty)"
-    data_lon = f"lon {_fmt(lon.min())}..{_fmt(lon.max())}" if lon.size else "lon (empty)"
 
-    lat_idx = np.flatnonzero((lat >= region.lat_min) & (lat <= region.lat_max))
-    lon_idx, lon_new = _lon_indices(lon, region) if lon.size else (np.array([], int), np.array([]))
-    if lat_idx.size == 0 or lon_idx.size == 0:
-        raise DataError(
-            f"region {region} does not intersect the data ({data_lat}, {data_lon}); "
-            "choose a region inside the data or load a larger domain"
-        )
-    h = 2 * _half_step(lat)  # less than one grid step beyond the data: nothing is missing
-    lat_inside = lat.min() - h + 1e-9 < region.lat_min and region.lat_max < lat.max() + h - 1e-9
-    if not (lat_inside and _lon_inside(lon, region)):
-        log.warning(
-            "region %s is only partly inside the data (%s, %s); cutting it to the overlap",
-            region,
-            data_lat,
-            data_lon,
-        )
-    lon_idx, lon_new = _contiguous(lon, lon_idx, lon_new, f"region {region}", data_lon)
+    lat_idx, lon_idx, lon_new = box_indices(lat, lon, region)
     out = obj.isel({lat_dim: lat_idx, lon_dim: lon_idx})
     # keep the user's values where nothing changed (canonical 0..360 data, no wrap)
     if not np.array_equal(lon_new, lon[lon_idx]):

@@ -24,6 +24,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--region", metavar="BASIN",
                    help="climate: score inside this basin (code such as NA, SP, SI, alias or lat=..,lon=.. box; "
                         "default: the checkpoint's training region on its own data, else the whole domain)")
+    p.add_argument("--score-region", metavar="BASIN",
+                   help="climate: forecast over --region (or the whole domain) but score only the cells of this "
+                        "basin (code, alias or lat=..,lon=.. box), so the flow entering the basin is in the inputs")
     p.add_argument("--windows", type=int, default=240, help="number of windows (default: %(default)s)")
     p.add_argument("--sequences", type=int, default=4, help="held-out sequences (seasons) to draw windows from")
     p.add_argument("--batch-size", type=int, default=8,
@@ -88,9 +91,9 @@ def run(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     record = args.whole_record or is_evaluation_only(args.data)
-    if args.region and record:
-        raise ConfigError("--region applies to held-out windows of a split; an evaluation-only record is scored "
-                          "on its whole domain")
+    if (args.region or args.score_region) and record:
+        raise ConfigError(f"{'--region' if args.region else '--score-region'} applies to held-out windows of a "
+                          "split; an evaluation-only record is scored on its whole domain")
     if args.leads and not record:
         raise ConfigError("--leads applies to an evaluation-only record (--whole-record); other data use the "
                           "checkpoint's protocol")
@@ -109,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
                               batch_size=args.batch_size, seed=args.seed,
                               climatology_sequences=args.climatology_sequences, clips=args.clips,
                               lpips_weights=args.lpips_weights, interpolate=args.interpolate, region=args.region,
-                              **chosen)
+                              score_region=args.score_region, **chosen)
     model = load_model(args.checkpoint, args.device, video=True)
     return _write(args, evaluate(model, config, progress=not args.quiet))
 

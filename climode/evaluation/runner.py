@@ -71,6 +71,8 @@ class EvaluationConfig:
     #: climate: score inside this basin (code, alias or box); None = the checkpoint's training region on its
     #: own data, the whole domain of other data
     region: str | None = None
+    #: climate: forecast over ``region`` (or the whole domain) but score only the cells of this basin
+    score_region: str | None = None
 
     def __post_init__(self) -> None:
         if self.baselines is None:
@@ -84,12 +86,43 @@ class EvaluationConfig:
             raise ConfigError(f"interpolate must be a factor >= 2 (inputs every k frames), got {self.interpolate}")
         if self.clips is not None and self.clips < 1:
             raise ConfigError(f"clips must be >= 1 or None, got {self.clips}")
-        if self.region is not None:
-            from climode.basins import resolve_region
+        from climode.basins import resolve_region
 
-            resolve_region(self.region)  # a ConfigError naming the known basins and the box syntax
+        for spec in (self.region, self.score_region):
+            if spec is not None:
+                resolve_region(spec)  # a ConfigError naming the known basins and the box syntax
         if self.climatology_sequences is not None and self.climatology_sequences < 1:
             raise ConfigError(f"climatology_sequences must be >= 1 or None, got {self.climatology_sequences}")
+
+
+class ScoredCells:
+    """The cells that are scored: all of the forecast grid, or those of one basin inside it.
+
+    Called on an array whose last two axes are (lat, lon), returns its scored cells
+    (columns east-going, as :func:`climode.basins.subset` cuts them).  Forecasting
+    a larger domain and scoring a basin keeps the flow entering the basin in the
+    model's inputs, which a tile cut to the basin hides.
+    """
+
+    def __init__(self, lat: np.ndarray, lon: np.ndarray, region: str | None = None) -> None:
+        self.rows: np.ndarray | None = None
+        self.columns: np.ndarray | None = None
+        self.lat, self.lon = np.asarray(lat), np.asarray(lon)
+        #: ``meta.score_region``: the basin as given, its box and its cells; None when the whole grid is scored
+        self.note: dict[str, Any] | None = None
+        if region is not None:
+            from climode.basins import box_indices, resolve_region
+
+            self.rows, self.columns, lon_new = box_indices(self.lat, self.lon, region)
+            self.lat, self.lon = self.lat[self.rows], lon_new
+            box = resolve_region(region)
+            self.note = {"region": region, "box": box.spec if box else region,
+                         "cells": [int(self.rows.size), int(self.columns.size)]}
+
+    def __call__(self, values: np.ndarray) -> np.ndarray:
+        if self.rows is None or self.columns is None:
+            return values
+        return np.take(np.take(values, self.rows, axis=-2), self.columns, axis=-1)
 
 
 def default_baselines(data: str, interpolate: int | None = None) -> list[str]:
@@ -220,6 +253,9 @@ def evaluate(forecaster, config: EvaluationConfig | None = None, progress: bool 
     check_held_out(forecaster.meta, config.data, config.split, config.n_sequences)
     trained_on_video = forecaster.meta.is_video or is_video(forecaster.meta.recipe_data.get("dataset"))
     if is_video(config.data) or trained_on_video:
+        if config.region is not None or config.score_region is not None:
+            raise ConfigError("--region and --score-region apply to climate fields; a video benchmark is scored "
+                              "on whole frames")
         if not is_video(config.data):
             raise ConfigError(f"the checkpoint was trained on video; score it on a video benchmark "
                               f"({', '.join(video_datasets())}), not {config.data!r}")
@@ -237,6 +273,7 @@ def evaluate(forecaster, config: EvaluationConfig | None = None, progress: bool 
     lat, lon = sequences[0]["lat"].values, sequences[0]["lon"].values
     climatology, clim_meta = training_climatology(forecaster, section, config, stride)
     systems = build_systems(forecaster, config.baselines, lat=lat, lon=lon)
+    scored = ScoredCells(lat, lon, config.score_region)
     model_grid = None
     if forecaster.regrid_needed(sequences[0]):  # run the model on its own spacing, as a forecast does
         systems["model"] = OnModelGrid(forecaster.model, lat, lon, forecaster.grid["dlat"], forecaster.grid["dlon"])
@@ -245,8 +282,9 @@ def evaluate(forecaster, config: EvaluationConfig | None = None, progress: bool 
                       f"{systems['model'].model_shape[1]} cells), its inputs and forecasts regridded bilinearly "
                       f"from and to the data's {len(lat)} x {len(lon)} cells; every system is scored on the data's grid")
         log.info("%s", model_grid)
-    fields = {name: FieldScorer(forecaster.variables, lat, climatology) for name in systems}
-    centres = StormCentres(forecaster.variables, lat, lon) if config.tracks and \
+    fields = {name: FieldScorer(forecaster.variables, scored.lat, {v: scored(c) for v, c in climatology.items()})
+              for name in systems}
+    centres = StormCentres(forecaster.variables, scored.lat, scored.lon) if config.tracks and \
         StormCentres.possible(forecaster.variables) else None
     tracks = {name: TrackScorer(centres) for name in systems} if centres is not None else None
     storms = StormCount()
@@ -254,8 +292,8 @@ def evaluate(forecaster, config: EvaluationConfig | None = None, progress: bool 
     for batch, predictions in forecast_windows(dataset, systems, batch_size=config.batch_size, seed=config.seed,
                                                device=forecaster.device or torch.device("cpu"),
                                                periodic=is_periodic_grid(lon), progress=progress):
-        truth = forecaster.normalizer.denormalize(batch["targets"].numpy(), channel_axis=2)
-        valid = batch["valid"].numpy()[:, None] > 0  # [B, 1, C, H, W]
+        truth = scored(forecaster.normalizer.denormalize(batch["targets"].numpy(), channel_axis=2))
+        valid = scored(batch["valid"].numpy()[:, None] > 0)  # [B, 1, C, H, W]
         leads = window_leads(batch)
         leads_seen.update(float(h) for h in leads.ravel())
         truth_centres = None
@@ -263,7 +301,7 @@ def evaluate(forecaster, config: EvaluationConfig | None = None, progress: bool 
             truth_centres = centres(truth)
             storms.add_windows(dataset, batch["sample_index"].tolist(), truth_centres)
         for name, frames in predictions.items():
-            pred = np.where(valid, forecaster.normalizer.denormalize(frames, channel_axis=2), np.nan)
+            pred = np.where(valid, scored(forecaster.normalizer.denormalize(frames, channel_axis=2)), np.nan)
             fields[name].update(pred, truth, leads)
             if tracks is not None:
                 tracks[name].update(pred, truth_centres, leads)
@@ -271,13 +309,15 @@ def evaluate(forecaster, config: EvaluationConfig | None = None, progress: bool 
               "n_storm_times": storms.storm_times}
     return climate_results(forecaster, fields, tracks, counts, sequences, sorted(leads_seen), clim_meta,
                            data=config.data, split=config.split, seed=config.seed, bootstrap=config.bootstrap,
-                           region=section.region, model_grid=model_grid, time_steps=time_steps)
+                           region=section.region, model_grid=model_grid, time_steps=time_steps,
+                           score_region=scored.note)
 
 
 def climate_results(forecaster, fields: dict[str, FieldScorer], tracks: dict[str, TrackScorer] | None,
                     counts: dict[str, int], sequences, leads, climatology: dict[str, Any], *, data: Any, split: str,
                     seed: int, bootstrap: int, region: str | None = None,
-                    model_grid: str | None = None, time_steps: str | None = None) -> dict[str, Any]:
+                    model_grid: str | None = None, time_steps: str | None = None,
+                    score_region: dict[str, Any] | None = None) -> dict[str, Any]:
     """Every system's field (and track) scores per lead and overall, and the meta block, in climode's JSON schema."""
     out: dict[str, Any] = {}
     ci: dict[str, Any] = {}
@@ -318,4 +358,6 @@ def climate_results(forecaster, fields: dict[str, FieldScorer], tracks: dict[str
     }
     if time_steps is not None:
         out["meta"]["time_steps"] = time_steps
+    if score_region is not None:
+        out["meta"]["score_region"] = score_region
     return out

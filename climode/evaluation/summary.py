@@ -34,6 +34,13 @@ def _fmt(x: float, digits: int = 2) -> str:
     return "n/a" if not math.isfinite(x) else f"{x:.{digits}f}"
 
 
+def _label(meta: dict[str, Any]) -> str:
+    """The row's region: the scored basin, with the domain it was forecast on when that was larger."""
+    domain = meta.get("region") or meta.get("data")
+    scored = meta.get("score_region")
+    return f"{scored['region']} (forecast on {domain})" if scored else str(domain)
+
+
 def summary_row(results: dict[str, Any], leads: Sequence[float] = DEFAULT_LEADS,
                 variables: Sequence[str] = ("U850", "V850", "PSL")) -> dict[str, Any]:
     """The model's RMSE ratios to persistence per variable and lead, and its track and intensity figures."""
@@ -43,7 +50,7 @@ def summary_row(results: dict[str, Any], leads: Sequence[float] = DEFAULT_LEADS,
     finite = [r for rs in ratios.values() for r in rs if math.isfinite(r)]
     bias = meta.get("intensity", {}).get("model", {}).get("overall", {}).get("max_wind_bias_ms")
     return {
-        "label": meta.get("region") or meta.get("data"),
+        "label": _label(meta),
         "checkpoint": Path(str(meta.get("checkpoint") or "")).stem or "bundled",
         "n_windows": meta.get("n_windows"),
         "n_storms": meta.get("n_storms"),

@@ -178,6 +178,55 @@ def test_region_scores_inside_the_basin(forecaster, results):
     assert inside["persistence"]["overall"]["PSL"]["rmse"] != results["persistence"]["overall"]["PSL"]["rmse"]
 
 
+def test_score_region_forecasts_the_domain_and_scores_the_basin(forecaster, results):
+    """--score-region: the forecast runs on the whole domain, only the basin's cells are scored.
+
+    Persistence is local, so scoring it inside a box of a larger forecast equals scoring it
+    on a tile cut to the box; the model, which sees the flow around the box, may differ."""
+    box = "lat=20:40,lon=280:320"
+    small = {**SMALL, "baselines": ["persistence"]}
+    tile = evaluate(forecaster, EvaluationConfig(**small, region=box), progress=False)
+    inside = evaluate(forecaster, EvaluationConfig(**small, score_region=box), progress=False)
+    meta = inside["meta"]
+    assert meta["region"] == results["meta"]["region"] and meta["score_region"]["region"] == box
+    assert meta["score_region"]["cells"] == [14, 27] and "score_region" not in tile["meta"]
+    for v in ("U850", "V850", "PSL"):
+        assert inside["persistence"]["overall"][v]["rmse"] == pytest.approx(tile["persistence"]["overall"][v]["rmse"],
+                                                                           rel=1e-6)
+        assert inside["persistence"]["overall"][v]["rmse"] != results["persistence"]["overall"][v]["rmse"]
+    assert inside["persistence"]["overall"]["track"] == pytest.approx(tile["persistence"]["overall"]["track"],
+                                                                      nan_ok=True)
+    assert inside["model"]["overall"]["PSL"]["rmse"] != tile["model"]["overall"]["PSL"]["rmse"]
+    from climode.evaluation.summary import summary_row
+
+    domain = results["meta"]["region"] or results["meta"]["data"]
+    assert summary_row(inside, leads=[3.0])["label"] == f"{box} (forecast on {domain})"
+    # scoring the whole domain as the "basin" changes nothing but the meta
+    whole = evaluate(forecaster, EvaluationConfig(**small, score_region="lat=-90:90,lon=0:360"), progress=False)
+    plain = evaluate(forecaster, EvaluationConfig(**small), progress=False)
+    assert whole["model"]["overall"] == plain["model"]["overall"]
+
+
+def test_scored_cells_cut_a_box_across_the_seam():
+    from climode.evaluation.runner import ScoredCells
+
+    lat, lon = np.array([-10.0, 0.0, 10.0]), np.arange(0.0, 360.0, 90.0)
+    values = np.arange(12.0).reshape(3, 4)
+    cells = ScoredCells(lat, lon, "lat=-5:15,lon=260:10")
+    np.testing.assert_array_equal(cells(values[None]), [[[7.0, 4.0], [11.0, 8.0]]])  # 270 then 360 (= 0)
+    np.testing.assert_array_equal(cells.lon, [270.0, 360.0])
+    assert ScoredCells(lat, lon)(values) is values
+
+
+def test_score_region_is_refused_where_it_cannot_apply(tmp_path, capsys):
+    from climode.cli.main import main
+
+    with pytest.raises(ConfigError, match="region|basin"):
+        EvaluationConfig(score_region="atlantis")
+    assert main(["evaluate", "--data", "ncl_storm_1996", "--score-region", "NA"]) == 2
+    assert "--score-region applies to held-out windows" in capsys.readouterr().err
+
+
 def test_unknown_region_is_an_error():
     with pytest.raises(ConfigError, match="region|basin"):
         EvaluationConfig(region="atlantis")
