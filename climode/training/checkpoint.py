@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 _NAME = re.compile(r"^model-(\d+)\.json$")
+#: where the shipped models' files live (the climode.zoo package writes them there)
+ZOO_DIR = Path(__file__).resolve().parent.parent / "zoo"
 
 
 @dataclass
@@ -151,6 +153,14 @@ def load_checkpoint(path: str | Path, *, verify: bool = True) -> Checkpoint:
     except Exception as exc:  # safetensors raises its own error types
         raise CheckpointError(f"cannot read checkpoint weights {weights}: {exc}") from exc
     return Checkpoint(path=weights, state_dict=plain_keys(state), meta=meta)
+
+
+def checkpoint_path(spec: str | Path) -> Path:
+    """A checkpoint file or run directory as given, or the sidecar of the shipped model of that name."""
+    path = Path(spec)
+    if not path.exists() and not path.with_suffix(".json").exists() and (ZOO_DIR / f"{path.name}.json").exists():
+        return ZOO_DIR / f"{path.name}.json"
+    return path
 
 
 def plain_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

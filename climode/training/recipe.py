@@ -173,6 +173,9 @@ class TrainSection:
     #: composition starts as the previous frame (G's last convolution outputs zero flow and
     #: difference and a mask of sigmoid(4) = 0.98)
     init: str | None = None
+    #: fine-tuning: a checkpoint (.json/.safetensors, run directory, or a shipped model's name such as
+    #: hurricanes_cpu) whose weights start a fresh run; its model and layer shapes must be the recipe's
+    init_from: str | None = None
 
     def __post_init__(self) -> None:
         if self.max_steps is None and self.max_minutes is None and self.epochs is None:

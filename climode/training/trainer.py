@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import json
 import logging
 import math
 import os
@@ -193,6 +194,8 @@ class Trainer:
         self.model.reconstruct_observed = bool(recipe.data.protocol_args.get("reconstruct", False))
         if recipe.train.init == "persistence":
             init_at_persistence(self.model)  # a resumed run then loads its own weights over this
+        if recipe.train.init_from:
+            self._start_from(recipe.train.init_from)  # likewise
         if recipe.train.compile:
             compile_in_place(self.model)
         opt_cls = {"adamax": torch.optim.Adamax, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[recipe.optim.name]
@@ -217,6 +220,24 @@ class Trainer:
                         if self.optimizer else None)
         per_rank = EpochSampler.per_rank(len(self.data.train), self.world)
         self.steps_per_epoch = max(1, math.ceil(per_rank / recipe.data.batch_size))
+
+    def _start_from(self, spec: str) -> None:
+        """Load the weights of checkpoint ``spec`` into the fresh model (``train.init_from``: fine-tuning)."""
+        source = ckpt.load_checkpoint(ckpt.checkpoint_path(spec))
+        name = self.recipe.model.name
+        if source.meta.model and source.meta.model != name:
+            raise ConfigError(f"train.init_from {spec} holds a {source.meta.model!r} model, not the recipe's "
+                              f"{name!r}; start from a checkpoint of the same model")
+        try:
+            self.model.load_state_dict(source.state_dict)
+        except RuntimeError as exc:
+            raise ConfigError(f"train.init_from {spec}: its weights do not fit the recipe's model "
+                              f"({str(exc).splitlines()[0]}); use the checkpoint's model config") from exc
+        same = lambda a, b: json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)  # noqa: E731
+        differ = sorted(k for k, v in (source.meta.config or {}).items() if not same(self.model_config.get(k, v), v))
+        if differ:
+            log.warning("train.init_from %s: the recipe changes the model config's %s", spec, ", ".join(differ))
+        log.info("weights from %s (step %d, sha256 %s)", source.path, source.step, (source.meta.sha256 or "")[:12])
 
     def _discriminators(self, opt_cls: type) -> Discriminators:
         """D_img and D_seq (paper Eqs. 3-4) with their optimiser; identical on every rank under DDP."""

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from climode.errors import ConfigError
 from climode.models.config import ModelConfig
 from climode.models.discriminators import ImageDiscriminator, SequenceDiscriminator
 from climode.models.registry import get_model
@@ -199,3 +200,33 @@ def test_ranks_share_discriminator_updates_and_agree_on_a_nan(tmp_path):
     assert np.allclose(gathered[0], gathered[1])  # D identical on both ranks
     assert "on another rank" in results[0][1]
     assert "here:" in results[1][1]
+
+
+# ------------------------------------------------------------------ fine-tuning
+def test_init_from_starts_a_fresh_run_at_a_checkpoints_weights(tiny_recipe, tmp_path):
+    Trainer(load_recipe(tiny_recipe, FAST + ["train.max_steps=2"]), tmp_path / "a", progress=False).fit()
+    saved = load_checkpoint(tmp_path / "a").state_dict
+
+    def one_step(name, *extra):  # a step of lr 1e-12 moves no weight by more than 1e-12 (Adamax)
+        Trainer(load_recipe(tiny_recipe, FAST + ["train.max_steps=1", "train.seed=5", "optim.lr=1e-12", *extra]),
+                tmp_path / name, progress=False).fit()
+        return load_checkpoint(tmp_path / name)
+
+    tuned = one_step("b", f"train.init_from={tmp_path / 'a'}")
+    for key, value in tuned.state_dict.items():
+        if "running_" not in key and "num_batches" not in key:  # batch-norm statistics move at any lr
+            torch.testing.assert_close(value, saved[key], rtol=0, atol=1e-9)
+    assert tuned.meta.recipe["train"]["init_from"] == str(tmp_path / "a")  # the sidecar says where it started
+    fresh = one_step("c")
+    assert max(float((v - saved[k]).abs().max()) for k, v in fresh.state_dict.items()) > 1e-3
+
+
+def test_init_from_refuses_another_model_or_other_shapes(tiny_recipe, tmp_path):
+    Trainer(load_recipe(tiny_recipe, FAST + ["train.max_steps=1"]), tmp_path / "a", progress=False).fit()
+    with pytest.raises(ConfigError, match="holds a 'vidode' model, not the recipe's 'vidode_d'"):
+        Trainer(load_recipe(tiny_recipe, FAST + ["model.name=vidode_d", f"train.init_from={tmp_path / 'a'}"]),
+                tmp_path / "b", progress=False).fit()
+    # a shipped model by name: found, but its layers are larger than the tiny recipe's
+    with pytest.raises(ConfigError, match="train.init_from hurricanes_cpu: its weights do not fit"):
+        Trainer(load_recipe(tiny_recipe, FAST + ["train.init_from=hurricanes_cpu"]), tmp_path / "c",
+                progress=False).fit()
