@@ -26,7 +26,7 @@ from climode.errors import ConfigError
 from climode.evaluation.loop import build_systems, forecast_windows, held_out_windows, window_leads
 from climode.evaluation.report import reproducibility_meta
 from climode.evaluation.scorers import ImageScorer
-from climode.forecast.video import TwoWayInterpolation
+from climode.forecast.video import ChunkedContinuation, TwoWayInterpolation, continuation_chunk
 from climode.metrics.image import LPIPS_WEIGHTS_ENV
 
 #: baselines that make sense for video (advection needs U850/V850)
@@ -70,6 +70,11 @@ def evaluate_video(forecaster, config, progress: bool = True) -> dict[str, Any]:
     model_systems = None
     if config.interpolate:  # as climode interpolate runs it, and the forward run alone
         model_systems = {"model": TwoWayInterpolation(forecaster.model), "model_forward_only": forecaster.model}
+    elif (chunk := continuation_chunk(protocol_meta)) < len(dataset.window(0, 0)[2].target_offsets):
+        # trained to a shorter lead than is scored: also as climode extrapolate runs it, chunk by chunk
+        n_inputs = len(dataset.window(0, 0)[2].input_offsets)
+        model_systems = {"model": forecaster.model,
+                         "model_chunked": ChunkedContinuation(forecaster.model, n_inputs, chunk)}
     systems = build_systems(forecaster, config.baselines, model_systems=model_systems)
     scores = {name: ImageScorer(metrics, lpips_weights=lpips_weights, psnr_max_db=PSNR_CAP_DB) for name in systems}
     leads_seen: set[float] = set()

@@ -84,6 +84,48 @@ class TwoWayInterpolation(torch.nn.Module):
         return ForecastOutput(frames=(ahead + behind) / 2)
 
 
+def continuation_chunk(protocol: dict) -> int:
+    """Frames a video model predicts at once when continuing: its training lead (``n_future`` or
+    ``n_targets`` of its protocol), at least 1."""
+    return max(1, int(protocol.get("n_future", protocol.get("n_targets", 1))))
+
+
+class ChunkedContinuation(torch.nn.Module):
+    """Continuation as ``climode extrapolate`` runs it: ``chunk`` frames at a time from the newest
+    ``n_inputs`` frames, each chunk's frames (clipped to [0, 1]) becoming inputs of the next.
+
+    The model is trained to a lead of ``chunk`` frames; this keeps every query within it of the
+    frames it starts from, at the cost of feeding back its own errors.  Queries must follow the
+    inputs; inputs must all be observed.
+    """
+
+    def __init__(self, model: torch.nn.Module, n_inputs: int, chunk: int):
+        super().__init__()
+        self.model, self.n_inputs, self.chunk = model, int(n_inputs), int(chunk)
+        self.config = getattr(model, "config", None)
+
+    def forward(self, inputs, input_times, query_times, input_mask=None, static=None):
+        from climode.models.base import ForecastOutput
+        from climode.models.vidode import as_batch_times
+
+        b = inputs.shape[0]
+        times = as_batch_times(input_times, b, "input_times")
+        queries = as_batch_times(query_times, b, "query_times")
+        if input_mask is not None and not bool((torch.as_tensor(input_mask) > 0).all()):
+            raise ModelInputError("chunked continuation needs every input frame observed")
+        if np.any(queries <= times.max(axis=1, keepdims=True)) or np.any(np.diff(queries, axis=1) <= 0):
+            raise ModelInputError("chunked continuation needs increasing query times after the inputs")
+        frames, known, out = inputs, times, []
+        for lo in range(0, queries.shape[1], self.chunk):
+            window = frames[:, -self.n_inputs:]
+            predicted = self.model(window, known[:, -self.n_inputs:], queries[:, lo : lo + self.chunk]).frames
+            predicted = predicted.clamp(0.0, 1.0)
+            out.append(predicted)
+            frames = torch.cat([window, predicted], dim=1)
+            known = np.concatenate([known[:, -self.n_inputs:], queries[:, lo : lo + self.chunk]], axis=1)
+        return ForecastOutput(frames=torch.cat(out, dim=1))
+
+
 @dataclass
 class VideoModel:
     """A trained video model ready for whole frames: windowing, model time and tiling."""
@@ -110,8 +152,7 @@ class VideoModel:
     @property
     def n_future(self) -> int:
         """Frames predicted at once when continuing (its training lead), at least 1."""
-        p = self.protocol
-        return max(1, int(p.get("n_future", p.get("n_targets", 1))))
+        return continuation_chunk(self.protocol)
 
     def model_frames(self, task: str) -> int:
         """Model frames per source frame: the training stride of the inputs for ``task``."""

@@ -148,3 +148,38 @@ def test_interpolation_is_scored_against_blending_and_flow_on_the_bundled_model(
     # the two-way model beats the cross-fade on these coloured balls
     assert results["model"]["overall"]["psnr"] > results["blend"]["overall"]["psnr"]
     assert "interpolation x4" in markdown_report(results)
+
+
+def test_continuation_is_also_scored_chunk_by_chunk_as_climode_extrapolate_runs_it():
+    """The bundled model is trained to +3 frames: 10 leads are scored from one decoder solve ("model") and
+    3 frames at a time with its frames fed back ("model_chunked"); the first chunk is the same forecast."""
+    import torch
+
+    from climode.forecast import load_model
+    from climode.forecast.video import BUNDLED_VIDEO, ChunkedContinuation
+
+    model = load_model(BUNDLED_VIDEO, "cpu", video=True)
+    config = EvaluationConfig(data="bouncing_balls", windows=8, clips=4, batch_size=8, baselines=["persistence"],
+                              bootstrap=50)
+    results = evaluate(model, config, progress=False)
+    assert set(results) == {"model", "model_chunked", "persistence", "meta"}
+    assert list(results["model_chunked"]["leads"]) == [str(k) for k in range(1, 11)]
+    for lead in ("1", "2", "3"):
+        assert results["model_chunked"]["leads"][lead]["psnr"] == pytest.approx(results["model"]["leads"][lead]["psnr"],
+                                                                                rel=1e-4)
+    assert results["model_chunked"]["leads"]["10"]["psnr"] != results["model"]["leads"]["10"]["psnr"]
+
+    calls = []
+
+    class Last(torch.nn.Module):  # predicts the newest input everywhere, and records its calls
+        def forward(self, inputs, times, queries, mask=None):
+            calls.append((inputs[0, :, 0, 0, 0].tolist(), list(times[0]), list(queries[0])))
+            return type("Out", (), {"frames": inputs[:, -1:].expand(-1, len(queries[0]), -1, -1, -1) + 1})()
+
+    frames = torch.arange(3.0).reshape(1, 3, 1, 1, 1).expand(1, 3, 1, 2, 2) / 10
+    out = ChunkedContinuation(Last(), n_inputs=3, chunk=2)(frames, [0.0, 1.0, 2.0], [3.0, 4.0, 5.0, 6.0, 7.0]).frames
+    assert [c[2] for c in calls] == [[3.0, 4.0], [5.0, 6.0], [7.0]]
+    assert calls[1][1] == [2.0, 3.0, 4.0] and calls[1][0] == pytest.approx([0.2, 1.0, 1.0])  # clipped to [0, 1]
+    assert out.shape == (1, 5, 1, 2, 2)
+    with pytest.raises(Exception, match="after the inputs"):
+        ChunkedContinuation(Last(), 3, 2)(frames, [0.0, 1.0, 2.0], [1.5])
