@@ -192,6 +192,11 @@ class ImageScorer:
         return {m: list(bootstrap_ci(self.accumulator.per_window(m), n, seed)) for m in self.metrics}
 
 
+#: scored valid times further apart than this (hours) are not stitched into one track: the 6-hourly
+#: spacing of best-track archives (hourly targets drawn at random hours leave gaps of a few hours)
+STITCH_GAP_HOURS = 6.0
+
+
 @dataclass
 class StormCount:
     """Truth centres by (sequence, time index), to count distinct truth storms and storm-times."""
@@ -211,12 +216,14 @@ class StormCount:
                 self.add(seq_id, start + int(offset), centres[b][k])
 
     def distinct(self, sequences) -> int:
-        """Truth centres stitched into tracks per season, over runs of consecutive valid times."""
+        """Truth centres stitched into tracks per season, over runs of scored valid times at most
+        :data:`STITCH_GAP_HOURS` apart (a track is not followed across a longer gap)."""
         total = 0
         for seq_id in sorted({k[0] for k in self.centres}):
             hours = hours_since(sequences[seq_id]["time"].values)
             indices = sorted(k[1] for k in self.centres if k[0] == seq_id)
-            runs = np.split(np.asarray(indices), np.flatnonzero(np.diff(indices) > 1) + 1)
+            gaps = np.diff(hours[np.asarray(indices, dtype=int)])
+            runs = np.split(np.asarray(indices), np.flatnonzero(gaps > STITCH_GAP_HOURS + 1e-9) + 1)
             for run in runs:
                 frames = {float(hours[i]): self.centres[(seq_id, int(i))] for i in run}
                 total += len(track(frames, params=TrackParams(min_length=1)))

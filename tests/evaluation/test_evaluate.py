@@ -116,6 +116,18 @@ def test_one_storm_seen_by_overlapping_windows_is_one_storm():
     assert count.distinct([seq]) == 2  # the moving storm and the one-time storm far away
 
 
+def test_a_storm_scored_at_scattered_hours_is_one_storm():
+    """Hourly data, targets at random hours: valid times a few hours apart still make one track;
+    a gap longer than 6 h (the spacing of best-track archives) starts a new one."""
+    import xarray as xr
+
+    seq = xr.Dataset(coords={"time": np.arange(0, 48, 1.0)})
+    count = StormCount()
+    for hour in (0, 2, 5, 11, 14, 30):  # gaps 2, 3, 6, 3 h, then 16 h
+        count.add(0, hour, [Centre(20.0 + 0.05 * hour, 300.0 - 0.05 * hour, 99_000.0)])
+    assert count.distinct([seq]) == 2
+
+
 def test_leads_are_each_windows_own(forecaster):
     # irregular extrapolation: the last observed frame varies, so the lead hours differ between windows
     irregular = copy.copy(forecaster)
