@@ -27,6 +27,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--score-region", metavar="BASIN",
                    help="climate: forecast over --region (or the whole domain) but score only the cells of this "
                         "basin (code, alias or lat=..,lon=.. box), so the flow entering the basin is in the inputs")
+    p.add_argument("--period", metavar="START/END",
+                   help="climate file data the checkpoint did not train on: score only this period (inclusive ISO "
+                        "dates, e.g. 2000-12-01/2000-12-31; default: the whole file)")
     p.add_argument("--windows", type=int, default=240, help="number of windows (default: %(default)s)")
     p.add_argument("--sequences", type=int, default=4, help="held-out sequences (seasons) to draw windows from")
     p.add_argument("--batch-size", type=int, default=8,
@@ -91,6 +94,8 @@ def run(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     record = args.whole_record or is_evaluation_only(args.data)
+    if args.period and record:
+        raise ConfigError("--period applies to held-out windows of a file; an evaluation-only record is scored whole")
     if (args.region or args.score_region) and record:
         raise ConfigError(f"{'--region' if args.region else '--score-region'} applies to held-out windows of a "
                           "split; an evaluation-only record is scored on its whole domain")
@@ -112,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
                               batch_size=args.batch_size, seed=args.seed,
                               climatology_sequences=args.climatology_sequences, clips=args.clips,
                               lpips_weights=args.lpips_weights, interpolate=args.interpolate, region=args.region,
-                              score_region=args.score_region, **chosen)
+                              score_region=args.score_region, period=args.period, **chosen)
     model = load_model(args.checkpoint, args.device, video=True)
     return _write(args, evaluate(model, config, progress=not args.quiet))
 

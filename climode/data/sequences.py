@@ -68,7 +68,7 @@ def climate_sequences(
             datasets = [ds.sel(time=slice(*period)) for ds in datasets]
             if datasets[0].sizes["time"] == 0:
                 raise DataError(f"{section.dataset}: no time step lies in the {split} period {'/'.join(period)}; "
-                                "fix data.periods")
+                                "fix data.periods (climode evaluate: --period)")
         in_memory = False
     out = []
     for ds in datasets:

@@ -73,6 +73,9 @@ class EvaluationConfig:
     region: str | None = None
     #: climate: forecast over ``region`` (or the whole domain) but score only the cells of this basin
     score_region: str | None = None
+    #: climate file data the checkpoint did not train on: the period to score (``START/END``, inclusive ISO
+    #: dates); None = the checkpoint's own period for the split on its own data, else the whole file
+    period: str | None = None
 
     def __post_init__(self) -> None:
         if self.baselines is None:
@@ -91,6 +94,10 @@ class EvaluationConfig:
         for spec in (self.region, self.score_region):
             if spec is not None:
                 resolve_region(spec)  # a ConfigError naming the known basins and the box syntax
+        if self.period is not None:
+            from climode.data.selection import parse_period
+
+            parse_period("--period", self.period)  # a ConfigError showing the START/END form
         if self.climatology_sequences is not None and self.climatology_sequences < 1:
             raise ConfigError(f"climatology_sequences must be >= 1 or None, got {self.climatology_sequences}")
 
@@ -145,6 +152,13 @@ def _data_section(forecaster, config: EvaluationConfig):
         section.region = config.region
     elif config.data != recipe_data.get("dataset"):
         section.region = None
+    if config.period is not None:
+        if config.data == recipe_data.get("dataset"):
+            raise ConfigError("--period is for data the checkpoint did not train on; on its own data it is scored "
+                              "on the held-out period of its recipe's data.periods")
+        section.periods = {config.split: config.period}
+    elif config.data != recipe_data.get("dataset"):
+        section.periods = None  # the training data's periods say nothing about other data
     return section
 
 
@@ -158,7 +172,8 @@ def _climatology_section(forecaster, section, config: EvaluationConfig):
     n = config.climatology_sequences or (int(recipe_data.get("n_sequences", 8)) if same_data else 8)
     seeds = recipe_data.get("seeds") if same_data and config.climatology_sequences is None else None
     split = (recipe_data.get("split") if same_data else None) or "train"
-    return dataclasses.replace(section, split=split, seeds=seeds, n_sequences=n)
+    periods = section.periods if section.periods and split in section.periods else None  # else the whole file
+    return dataclasses.replace(section, split=split, seeds=seeds, n_sequences=n, periods=periods)
 
 
 def training_climatology(forecaster, section, config: EvaluationConfig, stride: int) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -310,14 +325,14 @@ def evaluate(forecaster, config: EvaluationConfig | None = None, progress: bool 
     return climate_results(forecaster, fields, tracks, counts, sequences, sorted(leads_seen), clim_meta,
                            data=config.data, split=config.split, seed=config.seed, bootstrap=config.bootstrap,
                            region=section.region, model_grid=model_grid, time_steps=time_steps,
-                           score_region=scored.note)
+                           score_region=scored.note, period=config.period)
 
 
 def climate_results(forecaster, fields: dict[str, FieldScorer], tracks: dict[str, TrackScorer] | None,
                     counts: dict[str, int], sequences, leads, climatology: dict[str, Any], *, data: Any, split: str,
                     seed: int, bootstrap: int, region: str | None = None,
                     model_grid: str | None = None, time_steps: str | None = None,
-                    score_region: dict[str, Any] | None = None) -> dict[str, Any]:
+                    score_region: dict[str, Any] | None = None, period: str | None = None) -> dict[str, Any]:
     """Every system's field (and track) scores per lead and overall, and the meta block, in climode's JSON schema."""
     out: dict[str, Any] = {}
     ci: dict[str, Any] = {}
@@ -360,4 +375,6 @@ def climate_results(forecaster, fields: dict[str, FieldScorer], tracks: dict[str
         out["meta"]["time_steps"] = time_steps
     if score_region is not None:
         out["meta"]["score_region"] = score_region
+    if period is not None:
+        out["meta"]["period"] = period
     return out

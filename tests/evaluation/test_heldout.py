@@ -68,3 +68,30 @@ def test_video_checkpoint_cannot_be_scored_on_its_training_split():
     for split in ("train", "validation", "all"):
         with pytest.raises(ConfigError, match="trained on the train split of kth"):
             check_held_out(_meta(dataset="kth", split="train"), "kth", split, 1)
+
+
+def test_period_scores_part_of_a_file_the_checkpoint_did_not_train_on(forecaster, tmp_path):
+    """--period: data the checkpoint never saw, scored on one period of it (the rest not opened)."""
+    from climode.data.synthetic.hurricanes import generate
+    from climode.evaluation.runner import _climatology_section, _data_section
+
+    path = str(tmp_path / "twenty_days.nc")
+    generate(seed=5, days=20, resolution=6.0).drop_vars(["track_lat", "track_lon", "track_psl"], errors="ignore") \
+        .to_netcdf(path)
+    config = EvaluationConfig(data=path, n_sequences=1, windows=3, bootstrap=10, period="2000-08-06/2000-08-20",
+                              baselines=["persistence"], tracks=False)
+    section = _data_section(forecaster, config)
+    assert section.periods == {"test": "2000-08-06/2000-08-20"}
+    assert _climatology_section(forecaster, section, config).periods is None  # whole file, and the meta says so
+    results = evaluate(forecaster, config, progress=False)
+    assert results["meta"]["period"] == "2000-08-06/2000-08-20" and results["meta"]["n_windows"] == 3
+    assert "includes the scored period" in results["meta"]["climatology"]["source"]
+    whole = evaluate(forecaster, dataclasses.replace(config, period=None), progress=False)
+    assert "period" not in whole["meta"]
+    assert whole["model"]["overall"]["PSL"]["rmse"] != results["model"]["overall"]["PSL"]["rmse"]
+    trained = copy.copy(forecaster)
+    trained.meta = dataclasses.replace(forecaster.meta, recipe=_meta(dataset=path, split=None).recipe)
+    with pytest.raises(ConfigError, match="--period is for data the checkpoint did not train on"):
+        _data_section(trained, config)
+    with pytest.raises(ConfigError, match="period"):
+        EvaluationConfig(period="December")
