@@ -48,18 +48,19 @@ def test_off_grid_leads_lie_between_their_grid_leads(model, window):
 
 
 def test_beyond_the_trained_horizon_warns_once_and_says_so(model, window):
-    assert model.max_lead == 15.0
+    horizon = model.max_lead  # the sidecar's longest trained lead (test_bundled pins its value)
+    assert horizon > 0
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("default")
-        out = model.predict(window, "+3h,+18h,+24h")
-        again = model.predict(window, "+24h")
-        quiet = model.predict(window, "+15h")
-    horizon = [w for w in caught if issubclass(w.category, HorizonWarning)]
-    assert len(horizon) == 2 and "+15 h" in str(horizon[0].message)  # once per call, every call
+        out = model.predict(window, f"+3h,+{horizon + 3:g}h,+{horizon + 9:g}h")
+        again = model.predict(window, f"+{horizon + 9:g}h")
+        quiet = model.predict(window, f"+{horizon:g}h")
+    beyond = [w for w in caught if issubclass(w.category, HorizonWarning)]
+    assert len(beyond) == 2 and f"+{horizon:g} h" in str(beyond[0].message)  # once per call, every call
     assert "2 requested time(s)" in out.attrs["climode_beyond_trained_horizon"]
     assert "climode_beyond_trained_horizon" in again.attrs and "climode_beyond_trained_horizon" not in quiet.attrs
     with pytest.raises(ClimodeError, match=r"8x the longest lead"):
-        model.predict(window, "+121h")
+        model.predict(window, f"+{8 * horizon + 1:g}h")
 
 
 def test_non_physical_values_are_masked_with_a_warning(model, window):
@@ -73,14 +74,15 @@ def test_non_physical_values_are_masked_with_a_warning(model, window):
     assert masked == any("non-physical" in str(w.message) for w in caught)
 
 
-def test_cli_anchor_and_horizon(tmp_path):
+def test_cli_anchor_and_horizon(model, tmp_path):
     out = tmp_path / "f.nc"
-    proc = subprocess.run([sys.executable, "-m", "climode", "forecast", "--times", "+0h,+1.5h,+20h", "--json",
+    beyond = model.max_lead + 5
+    proc = subprocess.run([sys.executable, "-m", "climode", "forecast", "--times", f"+0h,+1.5h,+{beyond:g}h", "--json",
                            "--output", str(out), "--device", "cpu"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stderr.count("climode: warning:") == 1 and "+15 h" in proc.stderr
+    assert proc.stderr.count("climode: warning:") == 1 and f"+{model.max_lead:g} h" in proc.stderr
     doc = json.loads(proc.stdout)
-    assert [row["lead_hours"] for row in doc["times"]] == [0.0, 1.5, 20.0]
+    assert [row["lead_hours"] for row in doc["times"]] == [0.0, 1.5, beyond]
     ds = xr.open_dataset(out)
     last = default_sample().isel(time=-1)
     np.testing.assert_allclose(ds["PSL"].values[0], last["PSL"].values, rtol=1e-6, atol=1e-3)
