@@ -39,11 +39,9 @@ def load_checkpoint_model(path: str | Path | None = None, device: str | None = "
     ``training.precision``) unless ``precision`` ("float32" or "bfloat16") says otherwise.
     """
     from climode.models.registry import get_model
-    from climode.training.checkpoint import load_checkpoint
+    from climode.training.checkpoint import checkpoint_path, load_checkpoint
 
-    source = Path(path) if path is not None else BUNDLED
-    if path is not None and not source.exists() and (ZOO / f"{path}.json").exists():
-        source = ZOO / f"{path}.json"  # a bundled model by name (hurricanes_cpu, held_suarez_cpu)
+    source = checkpoint_path(path) if path is not None else BUNDLED  # a file, run directory or shipped name
     if path is None and not BUNDLED.exists():
         raise CheckpointError("the bundled model is missing from this installation; pass --checkpoint")
     if not any(p.exists() for p in (source, source.with_suffix(".json"), source.with_suffix(".safetensors"))):

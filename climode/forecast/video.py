@@ -193,10 +193,9 @@ def _resolve_checkpoint(checkpoint: str | os.PathLike | None) -> Path:
         if not BUNDLED_VIDEO.exists():
             raise CheckpointError("the bundled video model is missing from this installation; pass --checkpoint")
         return BUNDLED_VIDEO
-    path = Path(checkpoint).expanduser()
-    if not path.exists() and not path.with_suffix(".json").exists() and (ZOO / f"{path.name}.json").exists():
-        return ZOO / f"{path.name}.json"  # a bundled model by name (video_rgb_cpu, hurricanes_cpu)
-    return path
+    from climode.training.checkpoint import checkpoint_path
+
+    return checkpoint_path(Path(checkpoint).expanduser())  # a file, run directory or shipped name
 
 
 def load_video_model(checkpoint: str | os.PathLike | None = None, device: str | None = "auto", *,
