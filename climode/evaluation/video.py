@@ -68,8 +68,11 @@ def evaluate_video(forecaster, config, progress: bool = True) -> dict[str, Any]:
     lpips_weights = config.lpips_weights or os.environ.get(LPIPS_WEIGHTS_ENV) or None
     metrics = ["ssim", "psnr", "mse", "mae"] + (["lpips"] if lpips_weights else [])
     model_systems = None
-    if config.interpolate:  # as climode interpolate runs it, and the forward run alone
-        model_systems = {"model": TwoWayInterpolation(forecaster.model), "model_forward_only": forecaster.model}
+    if config.interpolate:  # as climode interpolate runs it, the plain two-way mean, and the forward run alone
+        model_systems = {"model": TwoWayInterpolation(forecaster.model)}
+        if config.interpolate > 2:  # at factor 2 every query is mid-gap, where both weightings agree
+            model_systems["model_two_way_mean"] = TwoWayInterpolation(forecaster.model, weighting="equal")
+        model_systems["model_forward_only"] = forecaster.model
     elif (chunk := continuation_chunk(protocol_meta)) < len(dataset.window(0, 0)[2].target_offsets):
         # trained to a shorter lead than is scored: also as climode extrapolate runs it, chunk by chunk
         n_inputs = len(dataset.window(0, 0)[2].input_offsets)

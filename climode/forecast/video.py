@@ -17,9 +17,9 @@ into overlapping tiles of that size and blended back with a sin^2 taper
 (:class:`climode.basins.tiles.Tiler`), so no seam shows; smaller ones are
 edge-padded to it.
 
-Interpolated frames are the mean of the model run forward and on the
-time-reversed window (:class:`TwoWayInterpolation`): Vid-ODE warps the frame
-before a query, the reversed run the frame after it.
+Interpolated frames blend the model run forward and on the time-reversed
+window, each weighted by its nearness to the query (:class:`TwoWayInterpolation`):
+Vid-ODE warps the frame before a query, the reversed run the frame after it.
 
 Model time: the bundled model was trained (protocol ``frame_rate``) with its
 inputs every 1, 2 or 4 frames of its training videos; for interpolation one
@@ -55,16 +55,21 @@ BUNDLED_VIDEO = ZOO / "video_rgb_cpu.json"
 
 # --------------------------------------------------------------------------- the model
 class TwoWayInterpolation(torch.nn.Module):
-    """Interpolation from both sides: the mean of the model run forward in time and run on the
+    """Interpolation from both sides: the blend of the model run forward in time and run on the
     time-reversed window (inputs reversed, times mirrored), for queries inside the observed span.
 
     Vid-ODE composes a query frame by warping the observed frame *before* it; the reversed run
-    warps the frame *after* it, so the mean uses both neighbours as the flow-based references do.
+    warps the frame *after* it, so the blend uses both neighbours as the flow-based references do.
+    ``weighting="time"`` (the default) weights each run by its nearness to the query, as Super
+    SloMo weights its two warped neighbours: at a fraction ``s`` of the gap from the previous
+    observation, ``(1 - s)`` forward and ``s`` reversed; ``"equal"`` takes the plain mean.
     """
 
-    def __init__(self, model: torch.nn.Module):
+    def __init__(self, model: torch.nn.Module, weighting: str = "time"):
         super().__init__()
-        self.model = model
+        if weighting not in ("time", "equal"):
+            raise ValueError(f"weighting {weighting!r} is unknown; use time or equal")
+        self.model, self.weighting = model, weighting
         self.config = getattr(model, "config", None)
 
     def forward(self, inputs, input_times, query_times, input_mask=None, static=None):
@@ -81,7 +86,23 @@ class TwoWayInterpolation(torch.nn.Module):
             raise ModelInputError("two-way interpolation needs every query inside the observed frames")
         back_mask = None if input_mask is None else torch.as_tensor(mask[:, ::-1].copy(), device=inputs.device)
         behind = self.model(inputs.flip(1), end - times[:, ::-1], end - queries, back_mask).frames
-        return ForecastOutput(frames=(ahead + behind) / 2)
+        weight = self._forward_weight(times, mask, queries) if self.weighting == "time" else np.full(queries.shape, 0.5)
+        w = torch.as_tensor(weight, dtype=ahead.dtype, device=ahead.device).view(*weight.shape, *([1] * (ahead.dim() - 2)))
+        return ForecastOutput(frames=w * ahead + (1 - w) * behind)
+
+    @staticmethod
+    def _forward_weight(times: np.ndarray, mask: np.ndarray, queries: np.ndarray) -> np.ndarray:
+        """(b, q) weight of the forward run: 1 - s, where s is the query's fraction of its gap
+        between the observations before and after it (0.5 at an observation, where both agree)."""
+        observed = np.where(mask > 0, times, np.nan)[:, None, :]  # (b, 1, n)
+        q = queries[:, :, None]
+        before = np.nanmax(np.where(observed <= q + 1e-9, observed, -np.inf), axis=2)
+        after = np.nanmin(np.where(observed >= q - 1e-9, observed, np.inf), axis=2)
+        inside = np.isfinite(before) & np.isfinite(after) & (after - before > 1e-9)
+        s = np.full(queries.shape, 0.5)
+        s[inside] = ((queries - before) / np.where(inside, after - before, 1.0))[inside]
+        s[~np.isfinite(before)] = 1.0  # before the first observation: only the reversed run interpolates
+        return 1.0 - np.clip(s, 0.0, 1.0)
 
 
 def continuation_chunk(protocol: dict) -> int:

@@ -142,9 +142,13 @@ def test_interpolation_is_scored_against_blending_and_flow_on_the_bundled_model(
     config = EvaluationConfig(data="bouncing_balls", interpolate=4, windows=8, clips=4, batch_size=8,
                               baselines=["blend", "flow"], bootstrap=50)
     results = evaluate(model, config, progress=False)
-    assert set(results) == {"model", "model_forward_only", "blend", "flow", "meta"}
+    assert set(results) == {"model", "model_two_way_mean", "model_forward_only", "blend", "flow", "meta"}
     assert results["meta"]["task"] == "interpolation x4"
     assert list(results["model"]["leads"]) == ["1", "2", "3"]  # frames after the previous input
+    # mid-gap both runs weigh half, so the nearness-weighted blend is the plain mean there, and not elsewhere
+    weighted, mean = results["model"]["leads"], results["model_two_way_mean"]["leads"]
+    assert weighted["2"]["psnr"] == pytest.approx(mean["2"]["psnr"], abs=1e-9)
+    assert weighted["1"]["psnr"] != pytest.approx(mean["1"]["psnr"], abs=1e-3)
     # the two-way model beats the cross-fade on these coloured balls
     assert results["model"]["overall"]["psnr"] > results["blend"]["overall"]["psnr"]
     assert "interpolation x4" in markdown_report(results)

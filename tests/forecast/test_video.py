@@ -13,11 +13,13 @@ from fractions import Fraction
 import av
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from climode.data.video_io import open_video, read_times
 from climode.errors import CheckpointError, ConfigError, DataError
-from climode.forecast.video import TimePlan, extrapolate, interpolate, load_video_model
+from climode.forecast.video import TimePlan, TwoWayInterpolation, extrapolate, interpolate, load_video_model
+from climode.models.base import ForecastOutput
 
 
 def write_video(path, frames, fps=24, codec="libx264", pix_fmt="yuv420p"):
@@ -54,6 +56,23 @@ def centroid_x(frame):
     w = frame.astype(np.float64).sum(axis=2)
     w = np.clip(w - np.median(w), 0, None)
     return float((w * (np.arange(frame.shape[1]) + 0.5)[None, :]).sum() / w.sum())
+
+
+class FirstFrame(torch.nn.Module):
+    """Answers every query with its first input frame: the forward run gives the earliest
+    observation, the time-reversed run the latest, so a blend shows each run's weight."""
+
+    def forward(self, inputs, input_times, query_times, input_mask=None):
+        return ForecastOutput(frames=inputs[:, :1].expand(-1, np.shape(query_times)[-1], -1, -1, -1))
+
+
+@pytest.mark.parametrize(("weighting", "expected"), [("time", [0.5, 1.0, 1.5, 1.0]), ("equal", [1.0, 1.0, 1.0, 1.0])])
+def test_two_way_weights_each_run_by_its_nearness_to_the_query(weighting, expected):
+    # frames valued 0, 1, 2 observed at t = 0, 4, 8: the forward run answers 0, the reversed run 2, so
+    # the blend is 2 s, s the query's fraction of its gap (1/4, 1/2, 3/4 in 0-4; 1/2 at t = 6 in 4-8)
+    inputs = torch.arange(3.0).view(1, 3, 1, 1, 1).expand(1, 3, 1, 2, 2).contiguous()
+    out = TwoWayInterpolation(FirstFrame(), weighting=weighting)(inputs, [0.0, 4.0, 8.0], [1.0, 2.0, 3.0, 6.0]).frames
+    assert out[0, :, 0].flatten(1).tolist() == [[pytest.approx(e)] * 4 for e in expected]
 
 
 @pytest.fixture(scope="module")
