@@ -117,11 +117,21 @@ class StormCentres:
         return set(TRACK_VARIABLES) <= set(variables)
 
     def frame(self, psl: np.ndarray, u: np.ndarray, v: np.ndarray) -> list[Centre]:
-        """Centres of one frame; NaN cells are never minima (none at all in a frame without finite PSL)."""
-        if not np.isfinite(psl).any():
+        """Centres of one frame; NaN cells are never minima (none at all in a frame without finite PSL).
+
+        Rows and columns of NaN along the frame's edges (a tile's stride padding) are cut off
+        first, so the grid's edge is the data's edge: filled, they would close the contour of a
+        low cut by the edge and let the edge row hold a centre, making up storms.
+        """
+        finite = np.isfinite(psl)
+        rows, cols = np.flatnonzero(finite.any(axis=1)), np.flatnonzero(finite.any(axis=0))
+        if rows.size == 0:
             return []
+        keep = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+        psl, u, v = psl[keep], u[keep], v[keep]
         filled = np.where(np.isfinite(psl), psl, np.nanmax(psl))
-        return detect_centres(filled, self.lat, self.lon, np.nan_to_num(u), np.nan_to_num(v), STORM_PARAMS)
+        lat, lon = np.asarray(self.lat)[keep[0]], np.asarray(self.lon)[keep[1]]
+        return detect_centres(filled, lat, lon, np.nan_to_num(u), np.nan_to_num(v), STORM_PARAMS)
 
     def window(self, frames: np.ndarray) -> dict[int, list[Centre]]:
         """``{target index: centres}`` of one window's frames [K, C, H, W]."""

@@ -100,3 +100,18 @@ def test_storm_centres_and_a_perfect_track():
     assert TrackScorer.block(scores["overall"]) == {"track_error_km": 0.0, "pod": 1.0, "far": 0.0,
                                                     "min_psl_error_hpa": 0.0}
     assert list(TrackScorer.intensity(scores)["leads"]) == ["6", "12"]
+
+
+def test_a_tiles_nan_padding_makes_up_no_storm_at_its_edge():
+    """A tile is padded with NaN rows and columns to the model's stride; a low centred just beyond
+    the data's north edge must stay unseen there (its contour is open), and a low inside is found
+    alike with and without the padding."""
+    lat, lon = np.arange(20.0, 57.0, 3.0), np.arange(280.0, 343.0, 3.0)
+    padded_lat, padded_lon = np.append(lat, 59.0), np.append(lon, 343.0)  # one NaN row and column
+    for clat, expected in ((60.0, []), (35.0, [(35.0, 310.0)])):
+        frame = _storm_frame(lat, lon, clat, 310.0)
+        padded = np.full((3, lat.size + 1, lon.size + 1), np.nan)
+        padded[:, :-1, :-1] = frame
+        for grid, f in (((lat, lon), frame), ((padded_lat, padded_lon), padded)):
+            found = StormCentres(["PSL", "U850", "V850"], *grid).window(f[None])[0]
+            assert [(round(c.lat), round(c.lon)) for c in found] == expected
