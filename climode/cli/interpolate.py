@@ -22,6 +22,9 @@ def add_video_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input-fps", metavar="FPS", help="frame rate of VIDEO (default: from the file; 25 for a folder)")
     p.add_argument("--tile", type=int, help="tile size in pixels (default: the model's training size)")
     p.add_argument("--overlap", type=int, help="tile overlap in pixels (default: a quarter of the tile)")
+    p.add_argument("--no-mirrors", dest="mirrors", action="store_false",
+                   help="skip the mirror self-ensemble (the model on the frames and their 3 mirror images, "
+                        "averaged): 4x faster, slightly less accurate frames")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--quiet", action="store_true", help="no progress bar, print nothing but errors")
 
@@ -45,7 +48,7 @@ def open_video_and_model(args: argparse.Namespace):
 
     check_output(args.output, args.overwrite)  # before any decoding or model loading
     video = open_video(args.video, fps=args.input_fps)
-    model = load_video_model(args.checkpoint, args.device, tile=args.tile, overlap=args.overlap)
+    model = load_video_model(args.checkpoint, args.device, tile=args.tile, overlap=args.overlap, mirrors=args.mirrors)
     return video, model
 
 

@@ -26,7 +26,7 @@ from climode.errors import ConfigError
 from climode.evaluation.loop import build_systems, forecast_windows, held_out_windows, window_leads
 from climode.evaluation.report import reproducibility_meta
 from climode.evaluation.scorers import ImageScorer
-from climode.forecast.video import ChunkedContinuation, TwoWayInterpolation, continuation_chunk
+from climode.forecast.video import ChunkedContinuation, MirrorEnsemble, TwoWayInterpolation, continuation_chunk
 from climode.metrics.image import LPIPS_WEIGHTS_ENV
 
 #: baselines that make sense for video (advection needs U850/V850)
@@ -68,16 +68,21 @@ def evaluate_video(forecaster, config, progress: bool = True) -> dict[str, Any]:
     lpips_weights = config.lpips_weights or os.environ.get(LPIPS_WEIGHTS_ENV) or None
     metrics = ["ssim", "psnr", "mse", "mae"] + (["lpips"] if lpips_weights else [])
     model_systems = None
-    if config.interpolate:  # as climode interpolate runs it, the plain two-way mean, and the forward run alone
-        model_systems = {"model": TwoWayInterpolation(forecaster.model)}
+    mirrored = MirrorEnsemble(forecaster.model)
+    if config.interpolate:
+        # as climode interpolate runs it (two-way, mirror self-ensemble), as --no-mirrors runs it, the
+        # plain two-way mean, and the forward run alone (the paper's model)
+        model_systems = {"model": TwoWayInterpolation(mirrored), "model_no_mirrors": TwoWayInterpolation(forecaster.model)}
         if config.interpolate > 2:  # at factor 2 every query is mid-gap, where both weightings agree
             model_systems["model_two_way_mean"] = TwoWayInterpolation(forecaster.model, weighting="equal")
         model_systems["model_forward_only"] = forecaster.model
     elif (chunk := continuation_chunk(protocol_meta)) < len(dataset.window(0, 0)[2].target_offsets):
         # trained to a shorter lead than is scored: also as climode extrapolate runs it, chunk by chunk
+        # (with and without --no-mirrors)
         n_inputs = len(dataset.window(0, 0)[2].input_offsets)
         model_systems = {"model": forecaster.model,
-                         "model_chunked": ChunkedContinuation(forecaster.model, n_inputs, chunk)}
+                         "model_chunked": ChunkedContinuation(mirrored, n_inputs, chunk),
+                         "model_chunked_no_mirrors": ChunkedContinuation(forecaster.model, n_inputs, chunk)}
     systems = build_systems(forecaster, config.baselines, model_systems=model_systems)
     scores = {name: ImageScorer(metrics, lpips_weights=lpips_weights, psnr_max_db=PSNR_CAP_DB) for name in systems}
     leads_seen: set[float] = set()

@@ -105,6 +105,34 @@ class TwoWayInterpolation(torch.nn.Module):
         return 1.0 - np.clip(s, 0.0, 1.0)
 
 
+class MirrorEnsemble(torch.nn.Module):
+    """Self-ensemble over mirror images: the mean of the model on the frames as given, mirrored
+    left-right, upside down and both, each prediction mirrored back (4 model runs).
+
+    Motion seen in a mirror is motion too, so the four runs are equally valid predictions whose
+    errors partly cancel: the test-time augmentation of EDSR's self-ensemble and RIFE's ``--TTA``.
+    For video only: climate fields are not mirror-symmetric (the Coriolis force, land).
+    """
+
+    FLIPS: tuple[tuple[int, ...], ...] = ((), (-1,), (-2,), (-2, -1))
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+        self.config = getattr(model, "config", None)
+
+    def forward(self, inputs, input_times, query_times, input_mask=None, static=None):
+        from climode.models.base import ForecastOutput
+
+        total = None
+        for dims in self.FLIPS:
+            seen = inputs.flip(dims) if dims else inputs
+            frames = self.model(seen, input_times, query_times, input_mask).frames
+            frames = frames.flip(dims) if dims else frames
+            total = frames if total is None else total + frames
+        return ForecastOutput(frames=total / len(self.FLIPS))
+
+
 def continuation_chunk(protocol: dict) -> int:
     """Frames a video model predicts at once when continuing: its training lead (``n_future`` or
     ``n_targets`` of its protocol), at least 1."""
@@ -155,6 +183,8 @@ class VideoModel:
     tile: tuple[int, int]
     overlap: tuple[int, int]
     tile_batch: int = 32
+    #: average the model over mirror images (:class:`MirrorEnsemble`): 4x the model runs, better frames
+    mirrors: bool = True
 
     @property
     def meta(self) -> CheckpointMeta:
@@ -188,10 +218,12 @@ class VideoModel:
     def predict(self, frames: np.ndarray, input_times: Sequence[float], query_times: Sequence[float], *,
                 two_way: bool = False) -> np.ndarray:
         """Frames uint8 ``[K, H, W, 3]`` at ``query_times`` from uint8 ``frames`` ``[T, H, W, 3]`` at ``input_times``
-        (model time units), tile by tile; ``two_way``: :class:`TwoWayInterpolation` (queries inside the inputs)."""
+        (model time units), tile by tile; ``two_way``: :class:`TwoWayInterpolation` (queries inside the inputs);
+        with ``mirrors`` set, each run is a :class:`MirrorEnsemble`."""
         from climode.basins.tiles import Tiler
 
-        model = TwoWayInterpolation(self.forecaster.model) if two_way else self.forecaster.model
+        model = MirrorEnsemble(self.forecaster.model) if self.mirrors else self.forecaster.model
+        model = TwoWayInterpolation(model) if two_way else model
         stride = 2 ** int((self.meta.config or {}).get("n_downs", 0))
         tiler = Tiler(self.tile, self.overlap, multiple=stride, pad_mode="edge")
         x = frames.astype(np.float32).transpose(0, 3, 1, 2) / 255.0  # [T, 3, H, W]
@@ -220,11 +252,13 @@ def _resolve_checkpoint(checkpoint: str | os.PathLike | None) -> Path:
 
 
 def load_video_model(checkpoint: str | os.PathLike | None = None, device: str | None = "auto", *,
-                     tile: int | None = None, overlap: int | None = None, tile_batch: int = 32) -> VideoModel:
+                     tile: int | None = None, overlap: int | None = None, tile_batch: int = 32,
+                     mirrors: bool = True) -> VideoModel:
     """The bundled RGB video model, or a checkpoint (file, run directory or bundled name) of one.
 
     A climate checkpoint is refused by name.  ``tile`` defaults to the model's
-    training frame size and ``overlap`` to a quarter of it.
+    training frame size and ``overlap`` to a quarter of it; ``mirrors=False`` skips the
+    mirror self-ensemble (4x fewer model runs).
     """
     from climode.forecast.forecaster import Forecaster
 
@@ -246,7 +280,7 @@ def load_video_model(checkpoint: str | os.PathLike | None = None, device: str | 
     lap = size // 4 if overlap is None else int(overlap)
     if not 0 <= lap < size:
         raise ConfigError(f"tile overlap {lap} must be >= 0 and smaller than the tile size {size}")
-    return VideoModel(forecaster, (size, size), (lap, lap), tile_batch)
+    return VideoModel(forecaster, (size, size), (lap, lap), tile_batch, mirrors)
 
 
 # --------------------------------------------------------------------------- output times

@@ -142,11 +142,12 @@ def test_interpolation_is_scored_against_blending_and_flow_on_the_bundled_model(
     config = EvaluationConfig(data="bouncing_balls", interpolate=4, windows=8, clips=4, batch_size=8,
                               baselines=["blend", "flow"], bootstrap=50)
     results = evaluate(model, config, progress=False)
-    assert set(results) == {"model", "model_two_way_mean", "model_forward_only", "blend", "flow", "meta"}
+    assert set(results) == {"model", "model_no_mirrors", "model_two_way_mean", "model_forward_only", "blend", "flow",
+                            "meta"}
     assert results["meta"]["task"] == "interpolation x4"
     assert list(results["model"]["leads"]) == ["1", "2", "3"]  # frames after the previous input
     # mid-gap both runs weigh half, so the nearness-weighted blend is the plain mean there, and not elsewhere
-    weighted, mean = results["model"]["leads"], results["model_two_way_mean"]["leads"]
+    weighted, mean = results["model_no_mirrors"]["leads"], results["model_two_way_mean"]["leads"]
     assert weighted["2"]["psnr"] == pytest.approx(mean["2"]["psnr"], abs=1e-9)
     assert weighted["1"]["psnr"] != pytest.approx(mean["1"]["psnr"], abs=1e-3)
     # the two-way model beats the cross-fade on these coloured balls
@@ -156,7 +157,8 @@ def test_interpolation_is_scored_against_blending_and_flow_on_the_bundled_model(
 
 def test_continuation_is_also_scored_chunk_by_chunk_as_climode_extrapolate_runs_it():
     """The bundled model is trained to +3 frames: 10 leads are scored from one decoder solve ("model") and
-    3 frames at a time with its frames fed back ("model_chunked"); the first chunk is the same forecast."""
+    3 frames at a time with its frames fed back, with and without the mirror self-ensemble ("model_chunked",
+    "model_chunked_no_mirrors"); without mirrors the first chunk is the same forecast."""
     import torch
 
     from climode.forecast import load_model
@@ -166,12 +168,13 @@ def test_continuation_is_also_scored_chunk_by_chunk_as_climode_extrapolate_runs_
     config = EvaluationConfig(data="bouncing_balls", windows=8, clips=4, batch_size=8, baselines=["persistence"],
                               bootstrap=50)
     results = evaluate(model, config, progress=False)
-    assert set(results) == {"model", "model_chunked", "persistence", "meta"}
+    assert set(results) == {"model", "model_chunked", "model_chunked_no_mirrors", "persistence", "meta"}
     assert list(results["model_chunked"]["leads"]) == [str(k) for k in range(1, 11)]
-    for lead in ("1", "2", "3"):
-        assert results["model_chunked"]["leads"][lead]["psnr"] == pytest.approx(results["model"]["leads"][lead]["psnr"],
-                                                                                rel=1e-4)
-    assert results["model_chunked"]["leads"]["10"]["psnr"] != results["model"]["leads"]["10"]["psnr"]
+    single = results["model_chunked_no_mirrors"]["leads"]
+    for lead in ("1", "2", "3"):  # without mirrors, the first chunk is the one-solve forecast
+        assert single[lead]["psnr"] == pytest.approx(results["model"]["leads"][lead]["psnr"], rel=1e-4)
+        assert results["model_chunked"]["leads"][lead]["psnr"] != pytest.approx(single[lead]["psnr"], rel=1e-4)
+    assert single["10"]["psnr"] != results["model"]["leads"]["10"]["psnr"]
 
     calls = []
 

@@ -18,7 +18,14 @@ from PIL import Image
 
 from climode.data.video_io import open_video, read_times
 from climode.errors import CheckpointError, ConfigError, DataError
-from climode.forecast.video import TimePlan, TwoWayInterpolation, extrapolate, interpolate, load_video_model
+from climode.forecast.video import (
+    MirrorEnsemble,
+    TimePlan,
+    TwoWayInterpolation,
+    extrapolate,
+    interpolate,
+    load_video_model,
+)
 from climode.models.base import ForecastOutput
 
 
@@ -73,6 +80,40 @@ def test_two_way_weights_each_run_by_its_nearness_to_the_query(weighting, expect
     inputs = torch.arange(3.0).view(1, 3, 1, 1, 1).expand(1, 3, 1, 2, 2).contiguous()
     out = TwoWayInterpolation(FirstFrame(), weighting=weighting)(inputs, [0.0, 4.0, 8.0], [1.0, 2.0, 3.0, 6.0]).frames
     assert out[0, :, 0].flatten(1).tolist() == [[pytest.approx(e)] * 4 for e in expected]
+
+
+class ShiftRight(torch.nn.Module):
+    """Answers every query with the last input moved one pixel right (wrapping): not mirror-symmetric."""
+
+    def forward(self, inputs, input_times, query_times, input_mask=None):
+        last = inputs[:, -1:].roll(1, dims=-1)
+        return ForecastOutput(frames=last.expand(-1, np.shape(query_times)[-1], -1, -1, -1))
+
+
+def test_mirror_ensemble_averages_the_model_over_its_mirror_images():
+    frames = torch.rand(2, 3, 3, 4, 6, generator=torch.Generator().manual_seed(0))
+    out = MirrorEnsemble(ShiftRight())(frames, [0.0, 1.0, 2.0], [3.0, 4.0]).frames
+    last = frames[:, -1:]
+    # mirrored left-right, a shift right is a shift left; upside down it stays a shift right
+    expected = (last.roll(1, dims=-1) + last.roll(-1, dims=-1)) / 2
+    assert out.shape == (2, 2, 3, 4, 6)
+    torch.testing.assert_close(out, expected.expand_as(out))
+    # a mirror-symmetric model (persistence) is unchanged by it
+    persistence = MirrorEnsemble(FirstFrame())(frames, [0.0, 1.0, 2.0], [3.0]).frames
+    torch.testing.assert_close(persistence, frames[:, :1])
+
+
+def test_no_mirrors_runs_the_model_alone_and_differs_slightly(tmp_path):
+    src = write_pngs(tmp_path / "src", disc_video(n=3))
+    outputs = {}
+    for mirrors in (True, False):
+        fast = load_video_model(device="cpu", mirrors=mirrors)
+        interpolate(open_video(src), tmp_path / f"out{mirrors}", factor=2, model=fast, progress=False)
+        outputs[mirrors] = np.stack([np.asarray(Image.open(f)) for f in sorted((tmp_path / f"out{mirrors}").iterdir())])
+    assert outputs[True].shape == outputs[False].shape == (5, 32, 32, 3)
+    np.testing.assert_array_equal(outputs[True][::2], outputs[False][::2])  # the sources pass through
+    differ = np.abs(outputs[True][1::2].astype(int) - outputs[False][1::2].astype(int))
+    assert 0 < differ.max() < 64  # the ensemble changes the new frames, a little
 
 
 @pytest.fixture(scope="module")
@@ -165,10 +206,12 @@ def test_tiling_is_seamless_on_a_smooth_gradient(tmp_path, model):
     pred = model.predict(frames, [0.0, 4.0, 8.0], [2.0])[0].astype(np.float64)
     assert pred.shape == (h, w, 3)
     rough = [np.abs(np.diff(pred, n=2, axis=axis)).max() for axis in (0, 1)]
-    hard = load_video_model(device="cpu", overlap=0).predict(frames, [0.0, 4.0, 8.0], [2.0])[0].astype(np.float64)
-    rough_hard = [np.abs(np.diff(hard, n=2, axis=axis)).max() for axis in (0, 1)]
     assert max(rough) <= 4.0, rough  # the gradient itself has a second difference of at most 1
-    assert max(rough) < max(rough_hard), (rough, rough_hard)  # without overlap the tile edges show
+    # the model alone (no mirror self-ensemble, which softens tile edges too): without overlap the edges show
+    soft, hard = (load_video_model(device="cpu", overlap=lap, mirrors=False).predict(frames, [0.0, 4.0, 8.0], [2.0])[0]
+                  .astype(np.float64) for lap in (None, 0))
+    rough_soft, rough_hard = ([np.abs(np.diff(f, n=2, axis=axis)).max() for axis in (0, 1)] for f in (soft, hard))
+    assert max(rough_soft) <= 4.0 and max(rough_soft) < max(rough_hard), (rough_soft, rough_hard)
     assert np.abs(pred - still).mean() < 4.0
 
 
