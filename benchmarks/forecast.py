@@ -1,7 +1,7 @@
 """Wall time, peak memory and NFE of forecasts, cold (the CLI from process start) and warm (predict).
 
 For 2, 8 and 32 requested times (3-hourly from +3 h), and for 1 and 2 times at
-the 32-time horizon (+96 h, within the bundled model's limit of 8x its trained +15 h): the default ``climode forecast`` in a fresh
+the 32-time horizon (+96 h, within the bundled model's limit of 8x its trained horizon): the default ``climode forecast`` in a fresh
 process (cold), and ``Forecaster.predict`` in a process that has loaded the
 model and made one forecast already (warm).  Every run is its own child
 process, so each row's peak memory is that run's own ``ru_maxrss`` (read with
