@@ -70,6 +70,17 @@ def test_video_checkpoint_cannot_be_scored_on_its_training_split():
             check_held_out(_meta(dataset="kth", split="train"), "kth", split, 1)
 
 
+def test_generated_video_splits_are_apart_by_seed():
+    """Bouncing balls draw each split from its own seed: a model trained on train may be scored on
+    validation or test, not on train; with seeds of the recipe's own, the careful rule of file datasets holds."""
+    for split in ("validation", "test"):
+        check_held_out(_meta(dataset="bouncing_balls", split="train"), "bouncing_balls", split, 1)
+    with pytest.raises(ConfigError, match="trained on the train split of bouncing_balls"):
+        check_held_out(_meta(dataset="bouncing_balls", split="train"), "bouncing_balls", "train", 1)
+    with pytest.raises(ConfigError, match="trained on the train split of bouncing_balls"):
+        check_held_out(_meta(dataset="bouncing_balls", split="train", seeds=[5]), "bouncing_balls", "validation", 1)
+
+
 def test_period_scores_part_of_a_file_the_checkpoint_did_not_train_on(forecaster, tmp_path):
     """--period: data the checkpoint never saw, scored on one period of it (the rest not opened)."""
     from climode.data.synthetic.hurricanes import generate
