@@ -50,6 +50,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, nargs="+", default=[20, 160])
     parser.add_argument("--size", type=int, default=96)
+    parser.add_argument("--no-mirrors", action="store_true", help="pass --no-mirrors to climode interpolate")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -59,14 +60,16 @@ def main() -> None:
             before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
             t0 = time.perf_counter()
             subprocess.run([sys.executable, "-m", "climode", "interpolate", str(src), "--factor", "2", "--quiet",
-                            "--output", str(Path(tmp) / f"out{n}.mp4")], check=True)
+                            "--output", str(Path(tmp) / f"out{n}.mp4")] + (["--no-mirrors"] if args.no_mirrors else []),
+                           check=True)
             seconds = time.perf_counter() - t0
             peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
             rows.append({"frames_in": n, "frames_out": 2 * (n - 1) + 1, "windows": math.ceil((n - 1) / 2),
                          "tiles_per_frame": math.ceil((args.size - 8) / 24) ** 2, "seconds": round(seconds, 2),
                          # ru_maxrss of children is the largest child so far: only an increase is this run's
                          "peak_rss_mb": round(peak / 1024, 1), "peak_rose": peak > before})
-    print(json.dumps({"benchmark": "video_stream", "size": args.size, "machine": machine(), "runs": rows}, indent=2))
+    print(json.dumps({"benchmark": "video_stream", "size": args.size, "mirrors": not args.no_mirrors, "machine": machine(),
+                      "runs": rows}, indent=2))
 
 
 if __name__ == "__main__":
