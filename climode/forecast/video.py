@@ -94,15 +94,18 @@ class TwoWayInterpolation(torch.nn.Module):
     def _forward_weight(times: np.ndarray, mask: np.ndarray, queries: np.ndarray) -> np.ndarray:
         """(b, q) weight of the forward run: 1 - s, where s is the query's fraction of its gap
         between the observations before and after it (0.5 at an observation, where both agree)."""
-        observed = np.where(mask > 0, times, np.nan)[:, None, :]  # (b, 1, n)
-        q = queries[:, :, None]
-        before = np.nanmax(np.where(observed <= q + 1e-9, observed, -np.inf), axis=2)
-        after = np.nanmin(np.where(observed >= q - 1e-9, observed, np.inf), axis=2)
-        inside = np.isfinite(before) & np.isfinite(after) & (after - before > 1e-9)
+        from climode.models.baselines.interpolation import neighbours
+
         s = np.full(queries.shape, 0.5)
-        s[inside] = ((queries - before) / np.where(inside, after - before, 1.0))[inside]
-        s[~np.isfinite(before)] = 1.0  # before the first observation: only the reversed run interpolates
-        return 1.0 - np.clip(s, 0.0, 1.0)
+        for b in range(queries.shape[0]):
+            observed = np.flatnonzero(mask[b] > 0)
+            for k, q in enumerate(queries[b]):
+                before, after, w = neighbours(times[b], observed, float(q))
+                if before != after:
+                    s[b, k] = w
+                elif q < times[b, observed[0]]:
+                    s[b, k] = 1.0  # before the first observation: only the reversed run interpolates
+        return 1.0 - s
 
 
 class MirrorEnsemble(torch.nn.Module):

@@ -42,7 +42,7 @@ class InterpolationConfig(ReferenceConfig):
     time_unit: str = "frame"
 
 
-def _neighbours(times: np.ndarray, observed: np.ndarray, s: float) -> tuple[int, int, float]:
+def neighbours(times: np.ndarray, observed: np.ndarray, s: float) -> tuple[int, int, float]:
     """Input indices of the observations around ``s`` and the fraction w (a == b: w = 0)."""
     t = times[observed]
     j = int(np.searchsorted(t, s, side="right")) - 1
@@ -67,7 +67,7 @@ class _Interpolation(nn.Module):
         out = np.empty((*batch.queries.shape, *frames.shape[2:]), dtype=np.float32)
         for b, observed in enumerate(batch.observed):
             for k, s in enumerate(batch.queries[b]):
-                i, j, w = _neighbours(batch.times[b], observed, float(s))
+                i, j, w = neighbours(batch.times[b], observed, float(s))
                 out[b, k] = frames[b, i] if i == j else self.between(frames[b, i], frames[b, j], w)
         return ForecastOutput(frames=torch.from_numpy(out).to(inputs.device))
 
